@@ -1,0 +1,236 @@
+"""The `workflowbot` command: run everything, or one process of the Procfile, and tools."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from engine.settings import Settings, SettingsError, load
+
+log = logging.getLogger("workflowbot")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"workflowbot: {message}", err=True)
+    sys.exit(2)
+
+
+def _settings() -> Settings:
+    try:
+        return load()
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _connect(settings: Settings, application_name: str) -> Any:
+    """Set up broker and runtime for this process, checking both are reachable."""
+    from engine import broker
+
+    b = broker.setup(settings, application_name=application_name)
+    from engine import runtime
+    from storage.db import is_sqlite
+
+    rt = runtime.get()
+    try:
+        with rt.db.connect():
+            pass
+    except Exception as exc:
+        _fail(f"DATABASE_URL: cannot connect ({type(exc).__name__}: {_first_line(exc)})")
+    if not is_sqlite(rt.db):
+        from storage import migrate
+
+        if migrate.current(rt.db) is None:
+            _fail("DATABASE_URL: the database has no schema; run `workflowbot db upgrade`")
+    try:
+        broker.ping(b)
+    except Exception as exc:
+        _fail(f"REDIS_URL: cannot connect ({type(exc).__name__}: {_first_line(exc)})")
+    return rt
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="workflowbot")
+def main() -> None:
+    """Workflow Bot: customer-success workflows run from Slack.
+
+    Settings come from the environment (see the README). With none at all, `workflowbot run`
+    uses an SQLite file in this folder and an in-process broker.
+    """
+
+
+@main.command()
+@click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def run(port: int, host: str, verbose: bool) -> None:
+    """Run web, worker and scheduler in one process (a laptop, a demo, a small team)."""
+    _logging(verbose)
+    settings = _settings()
+    if not settings.ingest_write_keys:
+        key = "wk_" + secrets.token_urlsafe(18)
+        settings = settings.model_copy(update={"ingest_write_keys": [key]})
+        click.echo(f"No INGEST_WRITE_KEYS set; this run accepts the write key: {key}")
+    _upgrade(settings)
+    rt = _connect(settings, "workflowbot-run")
+
+    import dramatiq
+
+    from engine import tasks
+    from engine.scheduler import Scheduler
+
+    worker = dramatiq.Worker(rt.broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    stop = threading.Event()
+    scheduler = Scheduler(rt, enqueue=tasks.enqueue_evaluation)
+    thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
+    thread.start()
+    key = settings.ingest_write_keys[0]
+    click.echo(
+        f"Workflow Bot is running on http://{host}:{port}  (database: {_safe(settings)})\n"
+        f"Send events:  curl -u {key}: http://{host}:{port}/v1/track "
+        '-H "Content-Type: application/json" -d \'{"userId":"u1","event":"login"}\''
+    )
+    try:
+        _serve(rt, host=host, port=port, inprocess_worker=False, enqueue=tasks.enqueue_evaluation)
+    finally:
+        stop.set()
+        thread.join(10)
+        worker.stop()
+
+
+def _safe(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _upgrade(settings: Settings) -> None:
+    from storage import migrate
+    from storage.db import make_engine
+
+    engine = make_engine(settings.database_url, application_name="workflowbot-migrate")
+    try:
+        migrate.upgrade(engine)
+    except Exception as exc:
+        _fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {_first_line(exc)})")
+    finally:
+        engine.dispose()
+
+
+def _serve(
+    rt: Any,
+    *,
+    host: str,
+    port: int,
+    inprocess_worker: bool,
+    enqueue: Callable[..., None],
+) -> None:
+    import uvicorn
+
+    from bot.web import create_web_app
+
+    app = create_web_app(rt, enqueue=enqueue, inprocess_worker=inprocess_worker)
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+    uvicorn.Server(config).run()
+
+
+@main.command()
+@click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+def web(port: int, host: str) -> None:
+    """The web process: Slack endpoint, ingestion API, /healthz and /readyz on $PORT."""
+    _logging()
+    settings = _settings()
+    if not settings.ingest_write_keys:
+        _fail("INGEST_WRITE_KEYS: required by the web process (comma-separated write keys)")
+    if settings.slack_bot_token and not settings.slack_signing_secret:
+        _fail("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set")
+    rt = _connect(settings, "workflowbot-web")
+    from engine import tasks
+
+    _serve(rt, host=host, port=port, inprocess_worker=True, enqueue=tasks.enqueue_evaluation)
+
+
+@main.command()
+@click.option("--processes", "-p", type=int, default=1, show_default=True)
+@click.option("--threads", "-t", type=int, default=8, show_default=True)
+def worker(processes: int, threads: int) -> None:
+    """The worker process: Dramatiq workers on Redis (stops cleanly on SIGTERM)."""
+    settings = _settings()
+    if not settings.redis_url:
+        _fail(
+            "REDIS_URL: required by a separate worker process "
+            "(without Redis, `workflowbot run` and `web` run their own in-process worker)"
+        )
+    _connect(settings, "workflowbot-worker")
+    env = {
+        **os.environ,
+        # Dramatiq's own (lower-case) variable: poll every 100 ms so a lone event is not late.
+        "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", "100"),  # noqa: SIM112
+    }
+    argv = [
+        sys.executable, "-m", "dramatiq", "engine.broker:setup", "engine.tasks",
+        "--processes", str(processes), "--threads", str(threads),
+    ]  # fmt: skip
+    os.execvpe(sys.executable, argv, env)
+
+
+@main.command()
+@click.option("--tick", type=float, default=1.0, show_default=True, help="Seconds between rounds.")
+def scheduler(tick: float) -> None:
+    """The scheduler process: one loop of due work and recovery (stops cleanly on SIGTERM)."""
+    _logging()
+    settings = _settings()
+    rt = _connect(settings, "workflowbot-scheduler")
+    from engine import runtime, tasks
+    from engine.scheduler import Scheduler
+
+    worker = runtime.start_inprocess_worker(rt.broker)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    Scheduler(rt, enqueue=tasks.enqueue_evaluation, tick_seconds=tick).run(stop)
+    if worker is not None:
+        worker.stop()
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic is the only way it is made)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate DATABASE_URL to REVISION (default: head)."""
+    settings = _settings()
+    from storage import migrate
+    from storage.db import make_engine
+
+    engine = make_engine(settings.database_url, application_name="workflowbot-migrate")
+    try:
+        migrate.upgrade(engine, revision)
+        click.echo(f"database at {migrate.current(engine)} ({_safe(settings)})")
+    except Exception as exc:
+        _fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {_first_line(exc)})")
+    finally:
+        engine.dispose()

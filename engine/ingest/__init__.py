@@ -1,0 +1,1 @@
+"""Ingestion: Segment-spec calls (HTTP API and file import) validated, merged and stored."""

@@ -1,0 +1,93 @@
+"""The one typed settings object, read from the environment (names as in the README table)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.db import DEFAULT_DATABASE_URL, normalize_url
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of every process; each process checks the ones it needs at start."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    timezone: str = "UTC"
+    secret_key: CommaList = []
+    ingest_write_keys: CommaList = []
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_admins: CommaList = []
+    approval_channel: str | None = None
+    smtp_url: str | None = None
+    email_from: str | None = None
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    gmail_api_url: str = "https://gmail.googleapis.com/"
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
+    salesforce_login_url: str = "https://login.salesforce.com/"
+    hubspot_token: str | None = None
+    hubspot_api_url: str = "https://api.hubapi.com/"
+    webhook_allowed_hosts: CommaList = []
+    step_lease_seconds: int = Field(default=300, ge=5)
+    outbox_recovery_seconds: int = Field(default=60, ge=1)
+
+    _split_lists = field_validator(
+        "secret_key", "ingest_write_keys", "slack_admins", "webhook_allowed_hosts", mode="before"
+    )(_split)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC)") from exc
+        return value
+
+
+class SettingsError(Exception):
+    """A setting is wrong or missing; the message is one line naming the variable."""
+
+
+def load() -> Settings:
+    """Read the settings from the environment, or raise SettingsError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,56 @@
+"""The change outbox: mark rows processed, find rows a lost message left behind, purge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import IngestMessage, OutboxRow
+
+
+def mark_processed(session: Session, *, ids: Sequence[int], now: datetime) -> list[int]:
+    """Mark rows processed once (guarded); returns the ids this call moved."""
+    if not ids:
+        return []
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(sorted(set(ids))), OutboxRow.processed_at.is_(None))
+        .values(processed_at=now)
+        .returning(OutboxRow.id)
+    )
+    return list(result.scalars())
+
+
+def claim_stale(
+    session: Session, *, enqueued_before: datetime, now: datetime, limit: int = 1000
+) -> list[int]:
+    """Take unprocessed rows whose message is overdue and stamp them re-enqueued now.
+
+    SKIP LOCKED lets several schedulers run at once without enqueuing a row twice per round.
+    """
+    ids = list(
+        session.scalars(
+            select(OutboxRow.id)
+            .where(OutboxRow.processed_at.is_(None), OutboxRow.enqueued_at < enqueued_before)
+            .order_by(OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ids:
+        session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(enqueued_at=now))
+    return ids
+
+
+def purge(session: Session, *, processed_before: datetime, messages_before: datetime) -> int:
+    """Delete processed outbox rows and expired messageIds; returns how many rows went."""
+    gone = session.execute(
+        delete(OutboxRow).where(OutboxRow.processed_at < processed_before)
+    ).rowcount
+    gone += session.execute(
+        delete(IngestMessage).where(IngestMessage.received_at < messages_before)
+    ).rowcount
+    return int(gone or 0)
