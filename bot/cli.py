@@ -78,13 +78,14 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
+@click.option("--port", type=int, default=None, help="Port to listen on  [default: $PORT or 8000]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def run(port: int, host: str, verbose: bool) -> None:
+def run(port: int | None, host: str, verbose: bool) -> None:
     """Run web, worker and scheduler in one process (a laptop, a demo, a small team)."""
     _logging(verbose)
     settings = _settings()
+    port = port or settings.port
     if not settings.ingest_write_keys:
         key = "wk_" + secrets.token_urlsafe(18)
         settings = settings.model_copy(update={"ingest_write_keys": [key]})
@@ -150,16 +151,21 @@ def _serve(
 
     app = create_web_app(rt, enqueue=enqueue, inprocess_worker=inprocess_worker)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
+    # handler in place before it; a no-op handler there lets us finish cleanly with exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     uvicorn.Server(config).run()
 
 
 @main.command()
-@click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
+@click.option("--port", type=int, default=None, help="Port to listen on  [default: $PORT or 8000]")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-def web(port: int, host: str) -> None:
+def web(port: int | None, host: str) -> None:
     """The web process: Slack endpoint, ingestion API, /healthz and /readyz on $PORT."""
     _logging()
     settings = _settings()
+    port = port or settings.port
     if not settings.ingest_write_keys:
         _fail("INGEST_WRITE_KEYS: required by the web process (comma-separated write keys)")
     if settings.slack_bot_token and not settings.slack_signing_secret:

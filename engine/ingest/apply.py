@@ -104,7 +104,8 @@ def _seen(changes: Iterable[Change], kind: str) -> dict[str, tuple[datetime, dat
 
 
 def _users(conn: Connection, changes: Iterable[Change], *, now: datetime) -> dict[str, int]:
-    slack_ids, emails = set(), set()
+    slack_ids: set[str] = set()
+    emails: set[str] = set()
     for change in changes:
         for traits in (change.account_traits, change.contact_traits):
             owner = (traits or {}).get("owner")

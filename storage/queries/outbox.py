@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import IngestMessage, OutboxRow
@@ -47,10 +48,11 @@ def claim_stale(
 
 def purge(session: Session, *, processed_before: datetime, messages_before: datetime) -> int:
     """Delete processed outbox rows and expired messageIds; returns how many rows went."""
-    gone = session.execute(
-        delete(OutboxRow).where(OutboxRow.processed_at < processed_before)
-    ).rowcount
-    gone += session.execute(
-        delete(IngestMessage).where(IngestMessage.received_at < messages_before)
-    ).rowcount
-    return int(gone or 0)
+    gone = 0
+    for stmt in (
+        delete(OutboxRow).where(OutboxRow.processed_at < processed_before),
+        delete(IngestMessage).where(IngestMessage.received_at < messages_before),
+    ):
+        result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+        gone += result.rowcount or 0
+    return gone
