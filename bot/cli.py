@@ -9,10 +9,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from bot import importer
 from engine.settings import Settings, SettingsError, load
 
 log = logging.getLogger("workflowbot")
@@ -240,3 +242,50 @@ def db_upgrade(revision: str) -> None:
         _fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {_first_line(exc)})")
     finally:
         engine.dispose()
+
+
+@main.command("import", help=importer.HELP)
+@click.argument("kind", type=click.Choice(["accounts", "contacts", "events"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    help="The file's format (default: from its extension, .csv, .jsonl or .ndjson).",
+)
+@click.option("--skip-invalid", is_flag=True, help="Write the valid rows even if some are invalid.")
+@click.option("--no-signals", is_flag=True, help="A backfill: store the data, fire no workflow.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Rows per committed transaction.",
+)
+def import_(
+    kind: str, file: Path, fmt: str | None, skip_invalid: bool, no_signals: bool, batch_size: int
+) -> None:
+    """`workflowbot import`; its help text is `bot.importer.HELP`."""
+    settings = _settings()
+    rt = _connect(settings, "workflowbot-import")
+    from engine import tasks
+
+    try:
+        status = importer.run(
+            rt,
+            path=file,
+            kind=kind,
+            fmt=fmt,
+            skip_invalid=skip_invalid,
+            signals=not no_signals,
+            batch_size=batch_size,
+            # Without Redis nobody would consume the in-process queue: `run` recovers the outbox.
+            enqueue=tasks.enqueue_evaluation if settings.redis_url else _leave_to_recovery,
+        )
+    finally:
+        rt.db.dispose()
+    sys.exit(status)
+
+
+def _leave_to_recovery(outbox_ids: list[int]) -> None:
+    """Enqueue nothing: the scheduler of a running process re-enqueues unprocessed outbox rows."""
