@@ -45,7 +45,6 @@ def _connect(settings: Settings, application_name: str) -> Any:
 
     b = broker.setup(settings, application_name=application_name)
     from engine import runtime
-    from storage.db import is_sqlite
 
     rt = runtime.get()
     try:
@@ -53,11 +52,12 @@ def _connect(settings: Settings, application_name: str) -> Any:
             pass
     except Exception as exc:
         _fail(f"DATABASE_URL: cannot connect ({type(exc).__name__}: {_first_line(exc)})")
-    if not is_sqlite(rt.db):
-        from storage import migrate
+    from storage import migrate
 
-        if migrate.current(rt.db) is None:
-            _fail("DATABASE_URL: the database has no schema; run `workflowbot db upgrade`")
+    at, needed = migrate.current(rt.db), migrate.head()
+    if at != needed:
+        state = "has no schema" if at is None else f"is at revision {at}, this code needs {needed}"
+        _fail(f"DATABASE_URL: the database {state}; run `workflowbot db upgrade`")
     try:
         broker.ping(b)
     except Exception as exc:

@@ -33,6 +33,13 @@ def check(engine: Engine) -> None:
         command.check(config)
 
 
+def head() -> str | None:
+    """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def current(engine: Engine) -> str | None:
     """The revision the database is at, or None when it has never been migrated."""
     from alembic.runtime.migration import MigrationContext

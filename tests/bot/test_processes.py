@@ -136,6 +136,11 @@ def test_run_on_postgresql_and_redis(db: Engine, tmp_path: Path) -> None:
             {"INGEST_WRITE_KEYS": "k", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"},
             "DATABASE_URL",
         ),
+        (
+            ["web"],
+            {"INGEST_WRITE_KEYS": "k", "DATABASE_URL": "sqlite:///never-migrated.db"},
+            "DATABASE_URL",
+        ),
         (["worker"], {}, "REDIS_URL"),
         (["web"], {"INGEST_WRITE_KEYS": "k", "REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
         (["run"], {"PORT": "http"}, "PORT"),
