@@ -142,7 +142,7 @@ def test_run_on_postgresql_and_redis(db: Engine, tmp_path: Path) -> None:
             "DATABASE_URL",
         ),
         (["worker"], {}, "REDIS_URL"),
-        (["web"], {"INGEST_WRITE_KEYS": "k", "REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
+        (["run"], {"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
         (["run"], {"PORT": "http"}, "PORT"),
     ],
 )
