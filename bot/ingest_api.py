@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import json
 import logging
 from datetime import UTC, datetime
 
+import pydantic_core
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -68,17 +68,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _check_item_sizes(body: bytes) -> None:
-    """In a batch over 32 KB, every single message must still be within 32 KB."""
+    """In a batch over 32 KB, every single message must still be within 32 KB (of UTF-8)."""
     if len(body) <= schema.MAX_MESSAGE_BYTES:
         return
     try:
-        items = json.loads(body).get("batch")
-    except (ValueError, AttributeError):
+        # The parser parse_batch uses: it bounds nesting depth (json.loads recurses until
+        # RecursionError) and refuses lone surrogates.
+        data = pydantic_core.from_json(body)
+    except ValueError:
         return  # the parser reports it
+    items = data.get("batch") if isinstance(data, dict) else None
     if not isinstance(items, list):
         return
     for index, item in enumerate(items):
-        size = len(json.dumps(item, separators=(",", ":")).encode())
+        size = len(pydantic_core.to_json(item))  # compact UTF-8, not \uXXXX escapes
         if size > schema.MAX_MESSAGE_BYTES:
             raise _TooLarge(f"batch[{index}]", size, schema.MAX_MESSAGE_BYTES)
 
@@ -90,7 +93,7 @@ def _parse(call: str, body: bytes, now: datetime) -> list[schema.Change]:
     if call in schema.SINGLE:
         return [schema.parse_single(call, body, now=now)]
     try:
-        data = json.loads(body)
+        data = pydantic_core.from_json(body)  # as parse_single and parse_batch parse
     except ValueError as exc:
         raise schema.InvalidPayload([schema.FieldError("body", f"Invalid JSON: {exc}")]) from None
     if not isinstance(data, dict):

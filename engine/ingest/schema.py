@@ -23,16 +23,23 @@ from pydantic import (
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# \Z, not $: `$` also matches before a trailing newline. users.slack_id holds 32 characters.
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}\Z")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\Z")
+MAX_EMAIL_CHARS = 320  # users.email and contacts.email
+MAX_STAGE_CHARS = 100  # accounts.stage and contacts.stage
 
 
 def _coerce_id(value: object) -> object:
     # Segment accepts numbers as ids; a boolean is never an id.
     if isinstance(value, bool):
         raise ValueError("must be a string or a number")
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, int):
+        return str(value)  # not through float: a 400-digit int overflows it
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return str(int(value)) if value.is_integer() else str(value)
     return value
 
 
@@ -265,6 +272,10 @@ def reduce(model: Identify | Group | Track | Page | Alias, *, now: datetime) -> 
     errors: list[FieldError] = []
     for name in ("traits", "properties", "userId", "messageId", "event", "groupId"):
         check_values(getattr(model, name, None), name, errors)
+    if model.context is not None:
+        check_values(model.context.groupId, "context.groupId", errors)
+    if isinstance(model, Page):
+        check_values(model.name, "name", errors)  # stored in the event's properties
     if errors:
         raise InvalidPayload(errors)
     message_id = model.messageId or f"generated-{uuid.uuid4()}"
@@ -299,7 +310,10 @@ def reduce(model: Identify | Group | Track | Page | Alias, *, now: datetime) -> 
 def _as_id(value: object) -> str | None:
     if value is None or isinstance(value, bool | dict | list):
         return None
-    text = str(_coerce_id(value)).strip()
+    try:
+        text = str(_coerce_id(value)).strip()
+    except ValueError:
+        return None
     return text[:200] or None
 
 
@@ -324,21 +338,24 @@ def _trait_problems(traits: dict[str, Any], object_type: str) -> list[tuple[str,
         elif key == "owner":
             if not isinstance(value, str) or not (SLACK_USER_ID.match(value) or EMAIL.match(value)):
                 problems.append((key, "must be an email address or a Slack user id (U…)"))
+            elif len(value.strip().lower()) > MAX_EMAIL_CHARS:
+                problems.append((key, f"must be at most {MAX_EMAIL_CHARS} characters"))
         elif key in ("created_at", "createdAt"):
             if parse_timestamp(value) is None:
                 problems.append((key, "must be an ISO-8601 timestamp"))
         elif key == "stage":
             if not isinstance(value, str) or not value.strip():
                 problems.append((key, "must be a non-empty string"))
+            elif len(value.strip()) > MAX_STAGE_CHARS:
+                problems.append((key, f"must be at most {MAX_STAGE_CHARS} characters"))
         elif key in ("name", "first_name", "firstName", "last_name", "lastName"):
             if not isinstance(value, str):
                 problems.append((key, "must be a string"))
-        elif (
-            key == "email"
-            and object_type == "contact"
-            and not (isinstance(value, str) and EMAIL.match(value))
-        ):
-            problems.append((key, "must be an email address"))
+        elif key == "email" and object_type == "contact":
+            if not (isinstance(value, str) and EMAIL.match(value)):
+                problems.append((key, "must be an email address"))
+            elif len(value.strip().lower()) > MAX_EMAIL_CHARS:
+                problems.append((key, f"must be at most {MAX_EMAIL_CHARS} characters"))
     return problems
 
 
@@ -346,13 +363,13 @@ def as_number(value: object) -> float | None:
     """A JSON number, or a string that parses whole as a decimal; else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
             return float(value.strip()) if value.strip() else None
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):  # OverflowError: an int beyond a double's range
+        return None
     return None
 
 
