@@ -58,8 +58,18 @@ def apply_changes(
     if not live:
         return applied
 
-    accounts = q.upsert_records(conn, table=q.ACCOUNTS, seen=_seen(live, "account"), now=now)
+    # Lock order, the same in every writer: contacts, then accounts, each sorted; every
+    # account this transaction touches is locked by the one account upsert (no deadlock).
     contacts = q.upsert_records(conn, table=q.CONTACTS, seen=_seen(live, "contact"), now=now)
+    account_seen = _seen(live, "account")
+    reached = [
+        contacts[c.contact].account_id
+        for c in live
+        if c.event is not None and c.account is None and c.contact is not None
+    ]
+    for external_id in q.account_external_ids(conn, ids=reached):
+        account_seen.setdefault(external_id, (now, None))
+    accounts = q.upsert_records(conn, table=q.ACCOUNTS, seen=account_seen, now=now)
     users = _users(conn, live, now=now)
     outbox: list[dict[str, Any]] = []
 
@@ -72,20 +82,29 @@ def apply_changes(
     for rows in (account_rows, contact_rows):
         applied.records += len(rows)
 
-    event_rows, account_seen = _events(live, accounts, contacts, contact_rows, now)
-    event_ids = q.insert_events(conn, rows=event_rows)
+    event_rows, bumps = _events(live, accounts, contacts, contact_rows)
+    event_ids = q.insert_events(conn, rows=event_rows, now=now)
     applied.events = len(event_ids)
     applied.repeats += len(event_rows) - len(event_ids)
-    q.bump_last_seen(conn, table=q.ACCOUNTS, seen=account_seen)
-    outbox += [{"event_id": event_id} for event_id in event_ids.values()]
-    for row in outbox:
-        row.setdefault("object_type", None)
-        row.setdefault("object_id", None)
-        row.setdefault("event_id", None)
-        row.setdefault("changes", None)
-        row.update(signals=signals, created_at=now, enqueued_at=now, processed_at=None)
-    applied.outbox_ids = q.insert_outbox(conn, rows=outbox)
+    q.bump_last_seen(conn, table=q.ACCOUNTS, seen=bumps)
+    outbox += [_outbox_row(event_id=event_id) for event_id in event_ids.values()]
+    applied.outbox_ids = q.insert_outbox(conn, rows=outbox, signals=signals, now=now)
     return applied
+
+
+def _outbox_row(
+    *,
+    object_type: str | None = None,
+    object_id: int | None = None,
+    event_id: int | None = None,
+    changes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "object_type": object_type,
+        "object_id": object_id,
+        "event_id": event_id,
+        "changes": changes,
+    }
 
 
 def _seen(changes: Iterable[Change], kind: str) -> dict[str, tuple[datetime, datetime | None]]:
@@ -130,17 +149,20 @@ def _merge(
     accounts: dict[str, Row[Any]] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Merge trait writes into locked rows, write back what changed; returns id -> new row."""
-    created = {row.id for row in upserted.values() if row.created}
-    if not writes and not created:
-        return {}
     by_id: dict[int, list[Change]] = {}
     for change in writes:
         key = change.account if kind == "account" else change.contact
         assert key is not None
         by_id.setdefault(upserted[key].id, []).append(change)
+    created = {row.id for row in upserted.values() if row.created}
+    for record_id in sorted(created - set(by_id)):
+        # A record first seen through an event or a link: nothing to merge, only news.
+        outbox.append(_outbox_row(object_type=kind, object_id=record_id, changes={"created": True}))
+    if not by_id:
+        return {}
     merged: dict[int, dict[str, Any]] = {}
     updates = []
-    for row in q.lock_records(conn, table=table, ids=set(by_id) | created):
+    for row in q.lock_records(conn, table=table, ids=by_id):
         traits, times = dict(row.traits), dict(row.trait_times)
         new_account_id = getattr(row, "account_id", None)
         changed_traits: set[str] = set()
@@ -168,7 +190,7 @@ def _merge(
         if row.id in created:
             report["created"] = True
         if report:
-            outbox.append({"object_type": kind, "object_id": row.id, "changes": report})
+            outbox.append(_outbox_row(object_type=kind, object_id=row.id, changes=report))
     q.update_records(conn, table=table, rows=updates)
     return merged
 
@@ -243,7 +265,6 @@ def _events(
     accounts: dict[str, Row[Any]],
     contacts: dict[str, Row[Any]],
     merged_contacts: dict[int, dict[str, Any]],
-    now: datetime,
 ) -> tuple[list[dict[str, Any]], dict[int, datetime]]:
     """Event rows to insert, and accounts reached through their contact whose last_seen moves."""
     rows = []
@@ -268,7 +289,6 @@ def _events(
                 "account_id": account_id,
                 "timestamp": change.at,
                 "properties": change.properties or {},
-                "received_at": now,
             }
         )
     return rows, account_seen

@@ -1,8 +1,8 @@
 """Group commit for the web process: concurrent requests share one transaction.
 
-PostgreSQL commits cap one-request-one-transaction at a few thousand per second; a single
-writer thread that takes every submission waiting at that moment and stores them together
-lifts that cap and keeps requests' latency at one commit.
+PostgreSQL commits cap one-request-one-transaction at a few thousand per second; a writer
+thread that takes every submission waiting at that moment and stores them together lifts
+that cap and keeps requests' latency at one commit.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from engine.clock import Clock
@@ -27,13 +27,20 @@ TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock dete
 
 
 def commit_changes(
-    db: Engine, changes: Sequence[Change], *, clock: Clock, signals: bool = True
+    db: Engine | Connection, changes: Sequence[Change], *, clock: Clock, signals: bool = True
 ) -> Applied:
-    """Apply changes in one transaction and commit, retrying a deadlock or serialization loss."""
+    """Apply changes in one transaction and commit, retrying a deadlock or serialization loss.
+
+    Given an Engine it checks a connection out for the call; given a Connection (the writer
+    keeps one) it runs the transaction on it.
+    """
+    if isinstance(db, Engine):
+        with db.connect() as conn:
+            return commit_changes(conn, changes, clock=clock, signals=signals)
     for attempt in range(3):
         try:
-            with db.begin() as conn:
-                return apply_changes(conn, changes, now=clock.now(), signals=signals)
+            with db.begin():
+                return apply_changes(db, changes, now=clock.now(), signals=signals)
         except DBAPIError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
             if attempt == 2 or sqlstate not in TRANSIENT_SQLSTATES:
@@ -49,7 +56,11 @@ class _Item:
 
 
 class IngestWriter:
-    """One thread that stores submitted changes in group commits, then enqueues evaluation."""
+    """Writer threads that store submitted changes in group commits, then enqueue evaluation.
+
+    Two threads by default: while one waits on the database, the other builds its group.
+    Both take row locks in the same order (see `apply_changes`), so they never deadlock.
+    """
 
     def __init__(
         self,
@@ -57,64 +68,81 @@ class IngestWriter:
         *,
         clock: Clock,
         on_commit: Callable[[list[int]], None],
+        threads: int = 2,
         max_group: int = 5000,
     ) -> None:
         self._db = db
         self._clock = clock
         self._on_commit = on_commit
+        self._threads_wanted = threads if db.dialect.name == "postgresql" else 1
         self._max_group = max_group
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-        self._thread.start()
+        for n in range(self._threads_wanted):
+            thread = threading.Thread(target=self._run, name=f"ingest-writer-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Store what was submitted, then stop the thread."""
-        if self._thread is not None:
+        """Store what was submitted, then stop the threads."""
+        for _ in self._threads:
             self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     def submit(self, changes: Sequence[Change]) -> Future[Applied]:
         """Queue changes for the next group commit; the future resolves after the commit."""
         future: Future[Applied] = Future()
-        if self._thread is None:
+        if not self._threads:
             future.set_exception(RuntimeError("the ingest writer is not running"))
             return future
         self._queue.put(_Item(changes, future))
         return future
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            group, size = [first], len(first.changes)
-            while size < self._max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-                size += len(item.changes)
-            self._write(group)
-
-    def _write(self, group: list[_Item]) -> None:
+        conn = _KeptConnection(self._db)
         try:
-            applied = commit_changes(
-                self._db, [c for item in group for c in item.changes], clock=self._clock
-            )
+            while (group := self._next_group()) is not None:
+                self._write(conn, group)
+        finally:
+            conn.close()
+
+    def _next_group(self) -> list[_Item] | None:
+        """Block for one submission, then take every other one already waiting (up to a cap)."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        group, size = [first], len(first.changes)
+        while size < self._max_group:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # this thread finishes the group; the stop waits its turn
+                break
+            group.append(item)
+            size += len(item.changes)
+        return group
+
+    def _write(self, conn: _KeptConnection, group: list[_Item]) -> None:
+        try:
+            changes = [c for item in group for c in item.changes]
+            try:
+                applied = commit_changes(conn.get(), changes, clock=self._clock)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The database dropped the kept connection (restart, failover): once more, fresh.
+                applied = commit_changes(conn.get(), changes, clock=self._clock)
         except Exception as exc:
             if len(group) > 1:
                 # One bad submission must not fail the others: store each on its own.
                 for item in group:
-                    self._write([item])
+                    self._write(conn, [item])
                 return
             log.exception("ingest write failed")
             group[0].future.set_exception(exc)
@@ -131,3 +159,23 @@ class IngestWriter:
         except Exception:
             # Stored and committed: the scheduler re-enqueues outbox rows left unprocessed.
             log.exception("could not enqueue %d outbox rows; recovery will", len(outbox_ids))
+
+
+class _KeptConnection:
+    """A writer thread's own connection, kept between groups (no checkout or ping per commit)."""
+
+    def __init__(self, db: Engine) -> None:
+        self._db = db
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        if self._conn is not None and self._conn.invalidated:
+            self.close()
+        if self._conn is None:
+            self._conn = self._db.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -2,6 +2,7 @@
 
 Every function takes an open connection inside the caller's transaction and never commits.
 Rows are handled in a sorted order so concurrent writers take row locks in the same order.
+The hot statements go through `ingest_pg` on PostgreSQL; this portable form serves SQLite.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from storage.models import (
     OutboxRow,
     User,
 )
+from storage.queries import ingest_pg
 
 ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
@@ -45,6 +47,8 @@ def claim_message_ids(conn: Connection, *, ids: Iterable[str], now: datetime) ->
     unique = sorted(set(ids))
     if not unique:
         return set()
+    if conn.dialect.name == "postgresql":
+        return ingest_pg.claim_message_ids(conn, ids=unique, now=now)
     stmt = (
         _insert(conn, MESSAGES)
         .on_conflict_do_nothing(index_elements=["message_id"])
@@ -84,6 +88,8 @@ def upsert_records(
     """
     if not seen:
         return {}
+    if conn.dialect.name == "postgresql":
+        return ingest_pg.upsert_records(conn, table=table.name, seen=seen, now=now)
     stmt: Insert = _insert(conn, table)
     excluded = stmt.excluded  # type: ignore[attr-defined]
     created_follows_seen = table.c.created_at == table.c.first_seen_at
@@ -122,6 +128,14 @@ def upsert_records(
     return {row.external_id: row for row in rows}
 
 
+def account_external_ids(conn: Connection, *, ids: Iterable[int | None]) -> list[str]:
+    """External ids of accounts by id (no lock: the caller's upsert takes it, in order)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return []
+    return list(conn.scalars(select(ACCOUNTS.c.external_id).where(ACCOUNTS.c.id.in_(wanted))))
+
+
 def lock_records(conn: Connection, *, table: Table, ids: Iterable[int]) -> list[Row[Any]]:
     """Read full rows for update (row locks on PostgreSQL; SQLite has one writer anyway)."""
     wanted = sorted(set(ids))
@@ -149,6 +163,9 @@ def update_records(conn: Connection, *, table: Table, rows: list[dict[str, Any]]
 def bump_last_seen(conn: Connection, *, table: Table, seen: Mapping[int, datetime]) -> None:
     """Move last_seen_at forward (never back) for records by id."""
     if not seen:
+        return
+    if conn.dialect.name == "postgresql" and table is ACCOUNTS:
+        ingest_pg.bump_last_seen(conn, seen=seen)
         return
     current = table.c.last_seen_at
     new = bindparam("seen", type_=table.c.last_seen_at.type)
@@ -186,24 +203,39 @@ def ensure_users(
     return out
 
 
-def insert_events(conn: Connection, *, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Store events; a messageId stored before is skipped. Returns messageId -> new event id."""
+def insert_events(conn: Connection, *, rows: list[dict[str, Any]], now: datetime) -> dict[str, int]:
+    """Store events received now; a messageId stored before is skipped.
+
+    Each row has message_id, name, contact_id, account_id, timestamp, properties.
+    Returns messageId -> new event id.
+    """
     if not rows:
         return {}
+    if conn.dialect.name == "postgresql":
+        return ingest_pg.insert_events(conn, rows=rows, now=now)
     stmt = (
         _insert(conn, EVENTS)
         .on_conflict_do_nothing(index_elements=["message_id"])
         .returning(EVENTS.c.id, EVENTS.c.message_id)
     )
-    return {row.message_id: row.id for row in conn.execute(stmt, rows)}
+    params = [{**row, "received_at": now} for row in rows]
+    return {row.message_id: row.id for row in conn.execute(stmt, params)}
 
 
-def insert_outbox(conn: Connection, *, rows: list[dict[str, Any]]) -> list[int]:
-    """Record changes for the worker to evaluate; returns the new outbox ids."""
+def insert_outbox(
+    conn: Connection, *, rows: list[dict[str, Any]], signals: bool, now: datetime
+) -> list[int]:
+    """Record changes for the worker to evaluate; returns the new outbox ids.
+
+    Each row has object_type, object_id, event_id and changes (any may be None).
+    """
     if not rows:
         return []
+    if conn.dialect.name == "postgresql":
+        return ingest_pg.insert_outbox(conn, rows=rows, signals=signals, now=now)
     stmt = _insert(conn, OUTBOX).returning(OUTBOX.c.id)
-    return [row.id for row in conn.execute(stmt, rows)]
+    params = [{**row, "signals": signals, "created_at": now, "enqueued_at": now} for row in rows]
+    return [row.id for row in conn.execute(stmt, params)]
 
 
 def count_anonymous(conn: Connection, *, counts: Mapping[tuple[date, str], int]) -> None:
