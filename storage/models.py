@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.base import Base
+from storage.base import Base, JSONType
 
 # BIGINT ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY autoincrements.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -70,6 +70,8 @@ class Contact(_Record, Base):
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
     )
     email: Mapped[str | None] = mapped_column(String(320), index=True)
+    # When the account link was last set, so a late call never moves a newer link.
+    account_linked_at: Mapped[datetime | None]
     first_name: Mapped[str | None] = mapped_column(Text)
     last_name: Mapped[str | None] = mapped_column(Text)
 
@@ -117,7 +119,7 @@ class OutboxRow(Base):
     """A change the worker must evaluate, written in the same transaction as the change.
 
     Either a record changed (object_type, object_id, with the built-in fields that moved in
-    `changes` as [before, after]), or an event was stored (event_id).
+    `changes` as [before, after]), or events were stored (`event_ids`, one row per commit).
     """
 
     __tablename__ = "outbox"
@@ -133,7 +135,7 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     object_type: Mapped[str | None] = mapped_column(String(16))
     object_id: Mapped[int | None] = mapped_column(BigInteger)
-    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    event_ids: Mapped[list[int] | None] = mapped_column(JSONType)
     changes: Mapped[dict[str, Any] | None]
     signals: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]

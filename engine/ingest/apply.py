@@ -17,8 +17,6 @@ from sqlalchemy import Connection, Row, Table
 from engine.ingest.schema import SLACK_USER_ID, Change, as_number, parse_timestamp
 from storage.queries import ingest as q
 
-ACCOUNT_LINK = "$account"
-
 
 @dataclass(slots=True)
 class Applied:
@@ -36,25 +34,35 @@ def apply_changes(
 ) -> Applied:
     """Store a group of changes inside the caller's transaction (never commits)."""
     applied = Applied()
-    anonymous: Counter[tuple[date, str]] = Counter()
     unique: list[Change] = []
     message_ids: set[str] = set()
     for change in changes:
-        if change.anonymous:
-            anonymous[(change.at.date(), change.call)] += 1
-        elif change.message_id in message_ids:
+        if change.message_id in message_ids:
             applied.repeats += 1
         else:
             message_ids.add(change.message_id)
             unique.append(change)
+    # Events are deduplicated by their own unique messageId; other calls by ingest_messages.
+    fresh = q.claim_message_ids(
+        conn,
+        ids=(
+            c.message_id for c in unique if (c.event is None or c.anonymous) and not c.generated_id
+        ),
+        now=now,
+    )
+    anonymous: Counter[tuple[date, str]] = Counter()
+    live = []
+    for change in unique:
+        if (change.event is None or change.anonymous) and not (
+            change.generated_id or change.message_id in fresh
+        ):
+            applied.repeats += 1
+        elif change.anonymous:
+            anonymous[(change.at.date(), change.call)] += 1
+        else:
+            live.append(change)
     applied.anonymous = sum(anonymous.values())
     q.count_anonymous(conn, counts=anonymous)
-
-    fresh = q.claim_message_ids(
-        conn, ids=(c.message_id for c in unique if c.event is None), now=now
-    )
-    live = [c for c in unique if c.event is not None or c.message_id in fresh]
-    applied.repeats += len(unique) - len(live)
     if not live:
         return applied
 
@@ -87,7 +95,8 @@ def apply_changes(
     applied.events = len(event_ids)
     applied.repeats += len(event_rows) - len(event_ids)
     q.bump_last_seen(conn, table=q.ACCOUNTS, seen=bumps)
-    outbox += [_outbox_row(event_id=event_id) for event_id in event_ids.values()]
+    if event_ids:
+        outbox.append(_outbox_row(event_ids=sorted(event_ids.values())))
     applied.outbox_ids = q.insert_outbox(conn, rows=outbox, signals=signals, now=now)
     return applied
 
@@ -96,13 +105,13 @@ def _outbox_row(
     *,
     object_type: str | None = None,
     object_id: int | None = None,
-    event_id: int | None = None,
+    event_ids: list[int] | None = None,
     changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "object_type": object_type,
         "object_id": object_id,
-        "event_id": event_id,
+        "event_ids": event_ids,
         "changes": changes,
     }
 
@@ -165,22 +174,28 @@ def _merge(
     for row in q.lock_records(conn, table=table, ids=by_id):
         traits, times = dict(row.traits), dict(row.trait_times)
         new_account_id = getattr(row, "account_id", None)
+        linked_at: datetime | None = getattr(row, "account_linked_at", None)
         changed_traits: set[str] = set()
         for change in by_id.get(row.id, []):
             incoming = change.account_traits if kind == "account" else change.contact_traits
             changed_traits |= merge_traits(traits, times, incoming or {}, change.at)
             if kind == "contact" and change.link and accounts is not None:
                 assert change.account is not None
-                if _newer(times, ACCOUNT_LINK, change.at):
-                    times[ACCOUNT_LINK] = change.at.isoformat()
+                if linked_at is None or change.at >= linked_at:
+                    linked_at = change.at
                     new_account_id = accounts[change.account].id
         values = builtins(kind, traits, users, first_seen=row.first_seen_at)
         if kind == "contact":
             values["account_id"] = new_account_id
         diff = {k: [getattr(row, k), v] for k, v in values.items() if getattr(row, k) != v}
         values.update(traits=traits, trait_times=times)
+        if kind == "contact":
+            values["account_linked_at"] = linked_at
         merged[row.id] = values
-        if not diff and not changed_traits and times == row.trait_times and row.id not in created:
+        unchanged = times == row.trait_times and linked_at == getattr(
+            row, "account_linked_at", None
+        )
+        if not diff and not changed_traits and unchanged and row.id not in created:
             continue
         values["updated_at"] = now
         updates.append({"id": row.id, **values})

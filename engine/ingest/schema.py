@@ -126,6 +126,7 @@ class Change:
     link: bool = False
     event: str | None = None
     properties: dict[str, Any] | None = None
+    generated_id: bool = False  # no messageId was sent: one was made up, never to repeat
 
     @property
     def anonymous(self) -> bool:
@@ -280,7 +281,13 @@ def reduce(model: Identify | Group | Track | Page | Alias, *, now: datetime) -> 
         raise InvalidPayload(errors)
     message_id = model.messageId or f"generated-{uuid.uuid4()}"
     context_group = model.context.groupId if model.context else None
-    change = Change(call=model.type, message_id=message_id, at=at, contact=model.userId)
+    change = Change(
+        call=model.type,
+        message_id=message_id,
+        at=at,
+        contact=model.userId,
+        generated_id=model.messageId is None,
+    )
     if isinstance(model, Identify):
         check_traits(model.traits, "contact", "traits")
         company = model.traits.get("company")

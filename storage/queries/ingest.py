@@ -227,7 +227,7 @@ def insert_outbox(
 ) -> list[int]:
     """Record changes for the worker to evaluate; returns the new outbox ids.
 
-    Each row has object_type, object_id, event_id and changes (any may be None).
+    Each row has object_type, object_id, event_ids and changes (any may be None).
     """
     if not rows:
         return []

@@ -59,9 +59,9 @@ RETURNING id, message_id
 
 _OUTBOX = """
 INSERT INTO outbox
-    (object_type, object_id, event_id, changes, signals, created_at, enqueued_at)
+    (object_type, object_id, event_ids, changes, signals, created_at, enqueued_at)
 SELECT ot, oi, ei, ch, %(signals)s, %(now)s, %(now)s
-FROM json_to_recordset(%(rows)s::json) AS r(ot text, oi bigint, ei bigint, ch jsonb)
+FROM json_to_recordset(%(rows)s::json) AS r(ot text, oi bigint, ei jsonb, ch jsonb)
 RETURNING id
 """
 
@@ -122,7 +122,7 @@ def insert_outbox(
 ) -> list[int]:
     payload = _dumps(
         [
-            {"ot": r["object_type"], "oi": r["object_id"], "ei": r["event_id"], "ch": r["changes"]}
+            {"ot": r["object_type"], "oi": r["object_id"], "ei": r["event_ids"], "ch": r["changes"]}
             for r in rows
         ]
     )

@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from storage.models import Account, AnonymousCall, Contact, Event, OutboxRow, User
+from storage.models import (
+    Account,
+    AnonymousCall,
+    Contact,
+    Event,
+    IngestMessage,
+    OutboxRow,
+    User,
+)
 
 pytestmark = pytest.mark.both_dbs
 
@@ -248,4 +256,30 @@ def test_outbox_rows_are_written_with_the_change(api: Any, db: Engine) -> None:
     rows = _all(db, OutboxRow)
     changes = [r.changes for r in rows if r.object_type == "contact"]
     assert {"stage": [None, "Trial"], "traits": ["stage"], "created": True} in changes
-    assert any(r.event_id == one(db, Event, name="login").id for r in rows)
+    assert any(r.event_ids == [one(db, Event, name="login").id] for r in rows)
+
+
+def test_an_anonymous_repeat_is_counted_once(api: Any, db: Engine) -> None:
+    call = {"anonymousId": "a1", "event": "visit", "messageId": "anon-1"}
+    assert [api.post("/v1/track", json=call).status_code for _ in range(3)] == [200] * 3
+    from sqlalchemy.orm import Session
+
+    with Session(db) as s:
+        assert [row.count for row in s.scalars(select(AnonymousCall))] == [1]
+
+
+def test_only_message_ids_sent_by_the_caller_are_remembered(api: Any, db: Engine) -> None:
+    api.post("/v1/identify", json={"userId": "u1", "traits": {"a": 1}})
+    api.post("/v1/identify", json={"userId": "u1", "traits": {"a": 2}, "messageId": "given"})
+    assert [m.message_id for m in _all(db, IngestMessage)] == ["given"]
+    assert one(db, Contact, external_id="u1").traits == {"a": 2}
+
+
+def test_a_late_link_does_not_move_a_newer_one(api: Any, db: Engine) -> None:
+    newer = {"userId": "u1", "groupId": "new-co", "timestamp": "2026-11-02T00:00:00Z"}
+    older = {"userId": "u1", "groupId": "old-co", "timestamp": "2026-11-01T00:00:00Z"}
+    assert api.post("/v1/group", json=newer).status_code == 200
+    assert api.post("/v1/group", json=older).status_code == 200
+    contact = one(db, Contact, external_id="u1")
+    assert contact.account_id == one(db, Account, external_id="new-co").id
+    assert contact.account_linked_at.isoformat() == "2026-11-02T00:00:00+00:00"

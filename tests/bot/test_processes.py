@@ -177,7 +177,7 @@ def _stale_rows(db: Engine, n: int) -> None:
         s.execute(
             insert(OutboxRow),
             [
-                {"event_id": i, "signals": True, "created_at": old, "enqueued_at": old}
+                {"event_ids": [i], "signals": True, "created_at": old, "enqueued_at": old}
                 for i in range(n)
             ],
         )

@@ -56,7 +56,7 @@ def test_a_duplicated_message_is_a_no_op(rt: Runtime, db: Engine, worker: dramat
             s.scalars(
                 insert(OutboxRow).returning(OutboxRow.id),
                 [
-                    {"event_id": n, "signals": True, "created_at": now, "enqueued_at": now}
+                    {"event_ids": [n], "signals": True, "created_at": now, "enqueued_at": now}
                     for n in range(3)
                 ],
             )
@@ -99,7 +99,8 @@ def _tasks() -> Any:
 def test_several_schedulers_enqueue_each_row_exactly_once(rt: Runtime, db: Engine) -> None:
     old = datetime.now(UTC) - timedelta(hours=1)
     rows = [
-        {"event_id": n, "signals": True, "created_at": old, "enqueued_at": old} for n in range(5000)
+        {"event_ids": [n], "signals": True, "created_at": old, "enqueued_at": old}
+        for n in range(5000)
     ]
     with session_scope(db) as s:
         s.execute(insert(OutboxRow), rows)
