@@ -138,14 +138,38 @@ def test_group_sets_account_traits_and_links_the_user(api: Any, db: Engine) -> N
     assert one(db, Contact, external_id="u1").account_id == account.id
 
 
-def test_an_event_without_group_counts_for_the_contacts_account(api: Any, db: Engine) -> None:
+def test_an_event_without_group_counts_for_the_contacts_account(
+    api: Any, db: Engine, worker: Any
+) -> None:
     api.post("/v1/group", json={"userId": "u1", "groupId": "acme"})
     api.post(
         "/v1/track", json={"userId": "u1", "event": "export", "timestamp": "2026-11-03T00:00:00Z"}
     )
     account = one(db, Account, external_id="acme")
     assert one(db, Event, name="export").account_id == account.id
+    wait_evaluated(db)  # the worker moves seen times from the events
+    account = one(db, Account, external_id="acme")
     assert account.last_seen_at.isoformat() == "2026-11-03T00:00:00+00:00"
+
+
+def test_seen_times_follow_events_late_ones_included(api: Any, db: Engine, worker: Any) -> None:
+    for ts in ("2026-11-05T00:00:00Z", "2026-11-07T00:00:00Z", "2026-11-01T00:00:00Z"):
+        call = {"userId": "u1", "event": "login", "timestamp": ts, "context": {"groupId": "acme"}}
+        assert api.post("/v1/track", json=call).status_code == 200
+    wait_evaluated(db)
+    for record in (one(db, Contact, external_id="u1"), one(db, Account, external_id="acme")):
+        assert record.last_seen_at.isoformat() == "2026-11-07T00:00:00+00:00"
+        assert record.first_seen_at.isoformat() == "2026-11-01T00:00:00+00:00"
+        assert record.created_at == record.first_seen_at  # no created_at trait: first seen
+
+
+def wait_evaluated(db: Engine, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while any(r.processed_at is None for r in _all(db, OutboxRow)):
+        assert time.monotonic() < deadline, "the worker did not evaluate the outbox"
+        time.sleep(0.02)
 
 
 def test_a_repeated_message_id_stores_once_and_answers_the_same(api: Any, db: Engine) -> None:
