@@ -10,7 +10,7 @@ import dramatiq
 from engine import broker as _broker
 from engine import runtime
 from storage.db import session_scope
-from storage.queries import ingest, outbox
+from storage.queries import outbox
 
 _broker.configured()  # never Dramatiq's implicit default broker
 
@@ -21,16 +21,10 @@ EVALUATE_CHUNK = 500
 
 @dramatiq.actor(queue_name="evaluate", max_retries=5, time_limit=60_000)
 def evaluate_outbox(outbox_ids: list[int]) -> None:
-    """Evaluate the changes recorded in these outbox rows, once each.
-
-    Today that moves records' first/last seen times to cover their new events; rule
-    evaluation and signals come with the Rules issue.
-    """
+    """Evaluate the changes recorded in these outbox rows (rule evaluation: the Rules issue)."""
     rt = runtime.get()
     with session_scope(rt.db) as session:
         done = outbox.mark_processed(session, ids=outbox_ids, now=rt.clock.now())
-        event_ids = [event_id for _, ids in done for event_id in ids or ()]
-        ingest.touch_from_events(session.connection(), event_ids=event_ids)
     log.debug("evaluated %d of %d outbox rows", len(done), len(outbox_ids))
 
 

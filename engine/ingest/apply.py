@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Row, Table
 
 from engine.ingest.schema import SLACK_USER_ID, Change, as_number, parse_timestamp
 from storage.queries import ingest as q
@@ -66,10 +66,18 @@ def apply_changes(
     if not live:
         return applied
 
-    # No lock on existing records here; the merges below lock what they change, accounts
-    # before contacts, each sorted by id, in every writer (so writers never deadlock).
-    contacts = q.ensure_records(conn, table=q.CONTACTS, seen=_seen(live, "contact"), now=now)
-    accounts = q.ensure_records(conn, table=q.ACCOUNTS, seen=_seen(live, "account"), now=now)
+    # Lock order, the same in every writer: contacts, then accounts, each sorted; every
+    # account this transaction touches is locked by the one account upsert (no deadlock).
+    contacts = q.upsert_records(conn, table=q.CONTACTS, seen=_seen(live, "contact"), now=now)
+    account_seen = _seen(live, "account")
+    reached = [
+        contacts[c.contact].account_id
+        for c in live
+        if c.event is not None and c.account is None and c.contact is not None
+    ]
+    for external_id in q.account_external_ids(conn, ids=reached):
+        account_seen.setdefault(external_id, (now, None))
+    accounts = q.upsert_records(conn, table=q.ACCOUNTS, seen=account_seen, now=now)
     users = _users(conn, live, now=now)
     outbox: list[dict[str, Any]] = []
 
@@ -82,10 +90,11 @@ def apply_changes(
     for rows in (account_rows, contact_rows):
         applied.records += len(rows)
 
-    event_rows = _events(live, accounts, contacts, contact_rows)
+    event_rows, bumps = _events(live, accounts, contacts, contact_rows)
     event_ids = q.insert_events(conn, rows=event_rows, now=now)
     applied.events = len(event_ids)
     applied.repeats += len(event_rows) - len(event_ids)
+    q.bump_last_seen(conn, table=q.ACCOUNTS, seen=bumps)
     if event_ids:
         outbox.append(_outbox_row(event_ids=sorted(event_ids.values())))
     applied.outbox_ids = q.insert_outbox(conn, rows=outbox, signals=signals, now=now)
@@ -141,12 +150,12 @@ def _merge(
     conn: Connection,
     table: Table,
     kind: str,
-    upserted: dict[str, q.RecordRef],
+    upserted: dict[str, Row[Any]],
     writes: list[Change],
     users: dict[str, int],
     now: datetime,
     outbox: list[dict[str, Any]],
-    accounts: dict[str, q.RecordRef] | None = None,
+    accounts: dict[str, Row[Any]] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Merge trait writes into locked rows, write back what changed; returns id -> new row."""
     by_id: dict[int, list[Change]] = {}
@@ -175,9 +184,7 @@ def _merge(
                 if linked_at is None or change.at >= linked_at:
                     linked_at = change.at
                     new_account_id = accounts[change.account].id
-        first_seen = min([row.first_seen_at, *(c.at for c in by_id[row.id])])
-        values = builtins(kind, traits, users, first_seen=first_seen)
-        values["first_seen_at"] = first_seen
+        values = builtins(kind, traits, users, first_seen=row.first_seen_at)
         if kind == "contact":
             values["account_id"] = new_account_id
         diff = {k: [getattr(row, k), v] for k, v in values.items() if getattr(row, k) != v}
@@ -270,23 +277,25 @@ def _text(value: object) -> str | None:
 
 def _events(
     changes: Iterable[Change],
-    accounts: dict[str, q.RecordRef],
-    contacts: dict[str, q.RecordRef],
+    accounts: dict[str, Row[Any]],
+    contacts: dict[str, Row[Any]],
     merged_contacts: dict[int, dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """Event rows to insert: of the contact, and of the named account or else the contact's."""
+) -> tuple[list[dict[str, Any]], dict[int, datetime]]:
+    """Event rows to insert, and accounts reached through their contact whose last_seen moves."""
     rows = []
+    account_seen: dict[int, datetime] = {}
     for change in changes:
         if change.event is None:
             continue
         assert change.contact is not None
         contact = contacts[change.contact]
-        account_id: int | None
         if change.account is not None:
             account_id = accounts[change.account].id
         else:
             merged = merged_contacts.get(contact.id)
             account_id = merged["account_id"] if merged else contact.account_id
+            if account_id is not None:
+                account_seen[account_id] = max(change.at, account_seen.get(account_id, change.at))
         rows.append(
             {
                 "message_id": change.message_id,
@@ -297,4 +306,4 @@ def _events(
                 "properties": change.properties or {},
             }
         )
-    return rows
+    return rows, account_seen

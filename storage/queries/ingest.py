@@ -7,11 +7,11 @@ The hot statements go through `ingest_pg` on PostgreSQL; this portable form serv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, case, false, func, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -58,134 +58,82 @@ def claim_message_ids(conn: Connection, *, ids: Iterable[str], now: datetime) ->
     return {row.message_id for row in rows}
 
 
-def _earliest(current: Any, new: Any) -> Any:
+def _earliest(table: Table, column: str, excluded: Any) -> Any:
+    current = table.c[column]
+    new = excluded[column]
     return case(
         (new.is_(None), current), (current.is_(None), new), (new < current, new), else_=current
     )
 
 
-def _latest(current: Any, new: Any) -> Any:
+def _latest(table: Table, column: str, excluded: Any) -> Any:
+    current = table.c[column]
+    new = excluded[column]
     return case(
         (new.is_(None), current), (current.is_(None), new), (new > current, new), else_=current
     )
 
 
-class RecordRef(NamedTuple):
-    """What ingestion needs of a record: its id, whether this write made it, its account."""
-
-    id: int
-    external_id: str
-    created: bool
-    account_id: int | None = None
-
-
-def _refs(rows: Iterable[Any], created: set[str] | None = None) -> dict[str, RecordRef]:
-    return {
-        row.external_id: RecordRef(
-            id=row.id,
-            external_id=row.external_id,
-            created=row.created if created is None else row.external_id in created,
-            account_id=getattr(row, "account_id", None),
-        )
-        for row in rows
-    }
-
-
-def ensure_records(
+def upsert_records(
     conn: Connection,
     *,
     table: Table,
     seen: Mapping[str, tuple[datetime, datetime | None]],
     now: datetime,
-) -> dict[str, RecordRef]:
-    """Make sure a record exists for each external id, without locking existing ones.
+) -> dict[str, Row[Any]]:
+    """Make sure a record exists for each external id, and move its first/last seen times.
 
-    `seen` maps external id -> (earliest time in this write, latest event time or None): the
-    first/last seen times of a new record. Existing records keep theirs; the worker moves them
-    from the events (`touch_from_events`), so concurrent writers never wait on each other here.
-    Returns external id -> row (id, external_id, created, and account_id for contacts).
+    `seen` maps external id -> (earliest time in this write, latest event time or None).
+    Returns external id -> row (id, external_id, account_id for contacts, created flag).
     """
     if not seen:
         return {}
     if conn.dialect.name == "postgresql":
-        found = _refs(ingest_pg.ensure_records(conn, table=table.name, seen=seen, now=now))
-    else:
-        found = _ensure_portable(conn, table=table, seen=seen, now=now)
-    missing = sorted(set(seen) - set(found))
-    if missing:
-        # Inserted by a transaction that committed after this statement's snapshot.
-        found.update(_refs(conn.execute(_select_records(table, missing))))
-    return found
-
-
-def _select_records(table: Table, external_ids: list[str]) -> Any:
-    columns = [table.c.id, table.c.external_id, false().label("created")]
-    if "account_id" in table.c:
-        columns.append(table.c.account_id)
-    return select(*columns).where(table.c.external_id.in_(external_ids))
-
-
-def _ensure_portable(
-    conn: Connection,
-    *,
-    table: Table,
-    seen: Mapping[str, tuple[datetime, datetime | None]],
-    now: datetime,
-) -> dict[str, RecordRef]:
-    stmt = (
-        _insert(conn, table)
-        .on_conflict_do_nothing(index_elements=["external_id"])
-        .returning(table.c.external_id)
-    )
-    params: list[dict[str, Any]] = [
-        {
-            "external_id": external_id,
-            "traits": {},
-            "trait_times": {},
-            "created_at": first,
-            "first_seen_at": first,
-            "last_seen_at": last,
-            "updated_at": now,
-        }
-        for external_id, (first, last) in sorted(seen.items())
-    ]
-    created = {row.external_id for row in conn.execute(stmt, params)}
-    rows = conn.execute(_select_records(table, sorted(seen)))
-    return _refs(rows, created)
-
-
-def touch_from_events(conn: Connection, *, event_ids: Sequence[int]) -> None:
-    """Move records' first/last seen times to cover these events (accounts, then contacts)."""
-    if not event_ids:
-        return
-    wanted = sorted(set(event_ids))
-    for table, column in ((ACCOUNTS, EVENTS.c.account_id), (CONTACTS, EVENTS.c.contact_id)):
-        seen = (
-            select(
-                column.label("record_id"),
-                func.min(EVENTS.c.timestamp).label("first"),
-                func.max(EVENTS.c.timestamp).label("last"),
-            )
-            .where(EVENTS.c.id.in_(wanted), column.is_not(None))
-            .group_by(column)
-            .subquery()
-        )
-        ids = select(seen.c.record_id).order_by(seen.c.record_id)
-        lock = select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id)
-        conn.execute(lock.with_for_update(key_share=True))
-        follows = table.c.created_at == table.c.first_seen_at
-        conn.execute(
-            update(table)
-            .where(table.c.id == seen.c.record_id)
-            .values(
-                first_seen_at=_earliest(table.c.first_seen_at, seen.c.first),
-                created_at=case(
-                    (follows & (seen.c.first < table.c.first_seen_at), seen.c.first),
-                    else_=table.c.created_at,
+        return ingest_pg.upsert_records(conn, table=table.name, seen=seen, now=now)
+    stmt: Insert = _insert(conn, table)
+    excluded = stmt.excluded  # type: ignore[attr-defined]
+    created_follows_seen = table.c.created_at == table.c.first_seen_at
+    stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        index_elements=["external_id"],
+        set_={
+            "first_seen_at": _earliest(table, "first_seen_at", excluded),
+            "created_at": case(
+                (
+                    created_follows_seen & (excluded.first_seen_at < table.c.first_seen_at),
+                    excluded.first_seen_at,
                 ),
-                last_seen_at=_latest(table.c.last_seen_at, seen.c.last),
-            )
-        )
+                else_=table.c.created_at,
+            ),
+            "last_seen_at": _latest(table, "last_seen_at", excluded),
+        },
+    )
+    returning = [table.c.id, table.c.external_id, (table.c.updated_at == now).label("created")]
+    if "account_id" in table.c:
+        returning.append(table.c.account_id)
+    rows = conn.execute(
+        stmt.returning(*returning),
+        [
+            {
+                "external_id": external_id,
+                "traits": {},
+                "trait_times": {},
+                "created_at": first,
+                "first_seen_at": first,
+                "last_seen_at": last,
+                "updated_at": now,
+            }
+            for external_id, (first, last) in sorted(seen.items())
+        ],
+    )
+    return {row.external_id: row for row in rows}
+
+
+def account_external_ids(conn: Connection, *, ids: Iterable[int | None]) -> list[str]:
+    """External ids of accounts by id (no lock: the caller's upsert takes it, in order)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return []
+    return list(conn.scalars(select(ACCOUNTS.c.external_id).where(ACCOUNTS.c.id.in_(wanted))))
 
 
 def lock_records(conn: Connection, *, table: Table, ids: Iterable[int]) -> list[Row[Any]]:
@@ -193,14 +141,7 @@ def lock_records(conn: Connection, *, table: Table, ids: Iterable[int]) -> list[
     wanted = sorted(set(ids))
     if not wanted:
         return []
-    # FOR NO KEY UPDATE: inserting an event that references the row (a KEY SHARE lock for the
-    # foreign key) does not wait for it.
-    stmt = (
-        select(table)
-        .where(table.c.id.in_(wanted))
-        .order_by(table.c.id)
-        .with_for_update(key_share=True)
-    )
+    stmt = select(table).where(table.c.id.in_(wanted)).order_by(table.c.id).with_for_update()
     return list(conn.execute(stmt))
 
 
@@ -217,6 +158,24 @@ def update_records(conn: Connection, *, table: Table, rows: list[dict[str, Any]]
     conn.execute(
         stmt, [{**{k: v for k, v in row.items() if k != "id"}, "_id": row["id"]} for row in rows]
     )
+
+
+def bump_last_seen(conn: Connection, *, table: Table, seen: Mapping[int, datetime]) -> None:
+    """Move last_seen_at forward (never back) for records by id."""
+    if not seen:
+        return
+    if conn.dialect.name == "postgresql" and table is ACCOUNTS:
+        ingest_pg.bump_last_seen(conn, seen=seen)
+        return
+    current = table.c.last_seen_at
+    new = bindparam("seen", type_=table.c.last_seen_at.type)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .where(current.is_(None) | (current < new))
+        .values(last_seen_at=new)
+    )
+    conn.execute(stmt, [{"_id": i, "seen": t} for i, t in sorted(seen.items())])
 
 
 def ensure_users(

@@ -22,25 +22,31 @@ ON CONFLICT (message_id) DO NOTHING
 RETURNING message_id
 """
 
-_ENSURE = """
-WITH new AS (
-    INSERT INTO {table}
-        (external_id, traits, trait_times, created_at, first_seen_at, last_seen_at, updated_at)
-    SELECT x, '{{}}'::jsonb, '{{}}'::jsonb, f, f, l, %(now)s
-    FROM json_to_recordset(%(rows)s::json) AS r(x text, f timestamptz, l timestamptz)
-    ORDER BY x
-    ON CONFLICT (external_id) DO NOTHING
-    RETURNING id, external_id, true AS created{extra}
-)
-SELECT * FROM new
-UNION ALL
-SELECT id, external_id, false AS created{extra} FROM {table}
-WHERE external_id IN (SELECT value FROM json_array_elements_text(%(ids)s::json))
+_UPSERT = """
+INSERT INTO {table} AS t
+    (external_id, traits, trait_times, created_at, first_seen_at, last_seen_at, updated_at)
+SELECT x, '{{}}'::jsonb, '{{}}'::jsonb, f, f, l, %(now)s
+FROM json_to_recordset(%(rows)s::json) AS r(x text, f timestamptz, l timestamptz)
+ORDER BY x
+ON CONFLICT (external_id) DO UPDATE SET
+    first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
+    created_at = CASE
+        WHEN t.created_at = t.first_seen_at AND EXCLUDED.first_seen_at < t.first_seen_at
+        THEN EXCLUDED.first_seen_at ELSE t.created_at END,
+    last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at)
+RETURNING id, external_id, (xmax = 0) AS created{extra}
 """
-_ENSURE_SQL = {
-    "accounts": _ENSURE.format(table="accounts", extra=""),
-    "contacts": _ENSURE.format(table="contacts", extra=", account_id"),
+_UPSERT_SQL = {
+    "accounts": _UPSERT.format(table="accounts", extra=""),
+    "contacts": _UPSERT.format(table="contacts", extra=", account_id"),
 }
+
+_BUMP = """
+UPDATE accounts AS t SET last_seen_at = u.s
+FROM json_to_recordset(%(rows)s::json) AS u(i bigint, s timestamptz)
+WHERE t.id = u.i AND t.id = ANY(%(ids)s::bigint[])
+    AND (t.last_seen_at IS NULL OR t.last_seen_at < u.s)
+"""
 
 _EVENTS = """
 INSERT INTO events
@@ -76,17 +82,21 @@ def claim_message_ids(conn: Connection, *, ids: list[str], now: datetime) -> set
     return {row[0] for row in result}
 
 
-def ensure_records(
+def upsert_records(
     conn: Connection,
     *,
     table: str,
     seen: Mapping[str, tuple[datetime, datetime | None]],
     now: datetime,
-) -> list[Row[Any]]:
-    keys = sorted(seen)
-    rows = _dumps([{"x": k, "f": seen[k][0], "l": seen[k][1]} for k in keys])
-    params = {"rows": rows, "ids": json.dumps(keys), "now": now}
-    return list(conn.exec_driver_sql(_ENSURE_SQL[table], params))
+) -> dict[str, Row[Any]]:
+    rows = _dumps([{"x": k, "f": first, "l": last} for k, (first, last) in sorted(seen.items())])
+    params = {"rows": rows, "now": now}
+    return {row.external_id: row for row in conn.exec_driver_sql(_UPSERT_SQL[table], params)}
+
+
+def bump_last_seen(conn: Connection, *, seen: Mapping[int, datetime]) -> None:
+    rows = _dumps([{"i": i, "s": at} for i, at in sorted(seen.items())])
+    conn.exec_driver_sql(_BUMP, {"rows": rows, "ids": sorted(seen)})
 
 
 def insert_events(

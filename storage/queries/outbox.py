@@ -12,19 +12,17 @@ from sqlalchemy.orm import Session
 from storage.models import IngestMessage, OutboxRow
 
 
-def mark_processed(
-    session: Session, *, ids: Sequence[int], now: datetime
-) -> list[tuple[int, list[int] | None]]:
-    """Mark rows processed once (guarded); returns (id, event_ids) of the rows this call moved."""
+def mark_processed(session: Session, *, ids: Sequence[int], now: datetime) -> list[int]:
+    """Mark rows processed once (guarded); returns the ids this call moved."""
     if not ids:
         return []
     result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.id.in_(sorted(set(ids))), OutboxRow.processed_at.is_(None))
         .values(processed_at=now)
-        .returning(OutboxRow.id, OutboxRow.event_ids)
+        .returning(OutboxRow.id)
     )
-    return [(row.id, row.event_ids) for row in result]
+    return list(result.scalars())
 
 
 def claim_stale(
