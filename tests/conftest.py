@@ -6,9 +6,6 @@ Service fixtures fail when CI is set and the service is down; on a laptop they s
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +15,6 @@ import dramatiq
 import httpx
 import pytest
 import redis
-import uvicorn
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -29,6 +25,7 @@ from engine.settings import Settings
 from storage import migrate
 from storage.base import Base
 from storage.db import make_engine, normalize_url
+from tests.helpers import serve
 
 PG_URL = normalize_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/workflowbot_test")
@@ -178,16 +175,9 @@ def worker(session_broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
     w.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class LiveServer:
     url: str
-    server: uvicorn.Server
 
 
 @pytest.fixture
@@ -197,19 +187,8 @@ def live_api(rt: Runtime) -> Iterator[LiveServer]:
     from engine import tasks
 
     app = create_web_app(rt, enqueue=tasks.enqueue_evaluation, inprocess_worker=False)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", server=server)
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield LiveServer(url=url)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import dramatiq
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bot.cli import main
@@ -23,6 +23,7 @@ from engine.ingest import importer
 from engine.runtime import Runtime
 from storage.models import Account, Contact, Event, OutboxRow
 from tests.conftest import REDIS_URL
+from tests.helpers import count, one
 
 pytestmark = pytest.mark.both_dbs
 
@@ -59,16 +60,6 @@ def write(path: Path, text: str) -> Path:
 
 def jsonl(path: Path, *rows: dict[str, Any]) -> Path:
     return write(path, "".join(json.dumps(row) + "\n" for row in rows))
-
-
-def one(db: Engine, model: Any, **where: Any) -> Any:
-    with Session(db) as s:
-        return s.scalars(select(model).filter_by(**where)).one()
-
-
-def count(db: Engine, model: Any) -> int:
-    with Session(db) as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_accounts_csv_stores_each_account_with_its_traits(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from storage.models import (
     Account,
@@ -16,22 +16,9 @@ from storage.models import (
     OutboxRow,
     User,
 )
+from tests.helpers import all_rows, count, one
 
 pytestmark = pytest.mark.both_dbs
-
-
-def one(db: Engine, model: Any, **where: Any) -> Any:
-    from sqlalchemy.orm import Session
-
-    with Session(db) as s:
-        return s.scalars(select(model).filter_by(**where)).one()
-
-
-def count(db: Engine, model: Any) -> int:
-    from sqlalchemy.orm import Session
-
-    with Session(db) as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_track_stores_the_event_for_the_contact_and_the_named_account(api: Any, db: Engine) -> None:
@@ -167,7 +154,7 @@ def wait_evaluated(db: Engine, timeout: float = 10.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout
-    while any(r.processed_at is None for r in _all(db, OutboxRow)):
+    while any(r.processed_at is None for r in all_rows(db, OutboxRow)):
         assert time.monotonic() < deadline, "the worker did not evaluate the outbox"
         time.sleep(0.02)
 
@@ -211,15 +198,8 @@ def test_batch_stores_a_mix_of_calls(api: Any, db: Engine) -> None:
     assert r.status_code == 200, r.text
     assert one(db, Contact, external_id="u1").email == "a@x.io"
     assert one(db, Account, external_id="acme").traits == {"plan": "pro"}
-    assert sorted(e.name for e in _all(db, Event)) == ["login", "page"]
-    assert all(e.account_id is not None for e in _all(db, Event))
-
-
-def _all(db: Engine, model: Any) -> list[Any]:
-    from sqlalchemy.orm import Session
-
-    with Session(db) as s:
-        return list(s.scalars(select(model)))
+    assert sorted(e.name for e in all_rows(db, Event)) == ["login", "page"]
+    assert all(e.account_id is not None for e in all_rows(db, Event))
 
 
 def test_a_bad_batch_names_each_bad_message_and_writes_nothing(api: Any, db: Engine) -> None:
@@ -277,7 +257,7 @@ def test_invalid_json_is_a_400(api: Any) -> None:
 def test_outbox_rows_are_written_with_the_change(api: Any, db: Engine) -> None:
     api.post("/v1/identify", json={"userId": "u1", "traits": {"stage": "Trial"}})
     api.post("/v1/track", json={"userId": "u1", "event": "login"})
-    rows = _all(db, OutboxRow)
+    rows = all_rows(db, OutboxRow)
     changes = [r.changes for r in rows if r.object_type == "contact"]
     assert {"stage": [None, "Trial"], "traits": ["stage"], "created": True} in changes
     assert any(r.event_ids == [one(db, Event, name="login").id] for r in rows)
@@ -295,7 +275,7 @@ def test_an_anonymous_repeat_is_counted_once(api: Any, db: Engine) -> None:
 def test_only_message_ids_sent_by_the_caller_are_remembered(api: Any, db: Engine) -> None:
     api.post("/v1/identify", json={"userId": "u1", "traits": {"a": 1}})
     api.post("/v1/identify", json={"userId": "u1", "traits": {"a": 2}, "messageId": "given"})
-    assert [m.message_id for m in _all(db, IngestMessage)] == ["given"]
+    assert [m.message_id for m in all_rows(db, IngestMessage)] == ["given"]
     assert one(db, Contact, external_id="u1").traits == {"a": 2}
 
 

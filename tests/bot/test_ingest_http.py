@@ -5,14 +5,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -21,7 +18,8 @@ from engine.runtime import Runtime
 from engine.settings import Settings
 from storage.db import make_engine
 from storage.models import Account, AnonymousCall, Contact, Event, IngestMessage, OutboxRow
-from tests.conftest import WRITE_KEY, LiveServer, free_port
+from tests.conftest import WRITE_KEY, LiveServer
+from tests.helpers import free_port, serve
 
 KB = 1024
 STORED = (Event, Contact, Account, AnonymousCall, IngestMessage, OutboxRow)
@@ -264,32 +262,20 @@ def test_readyz_when_database_and_broker_are_up(live_api: LiveServer) -> None:
 
 
 @contextlib.contextmanager
-def serve(rt: Runtime) -> Iterator[str]:
-    """create_web_app for `rt`, served by uvicorn on a free 127.0.0.1 port; yields its URL."""
+def serve_runtime(rt: Runtime) -> Iterator[str]:
+    """create_web_app for `rt`, served on a free 127.0.0.1 port; yields its URL."""
     from bot.web import create_web_app
 
-    app = create_web_app(rt, enqueue=lambda ids: None, inprocess_worker=False)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_web_app(rt, enqueue=lambda ids: None, inprocess_worker=False)) as url:
+        yield url
 
 
 def test_readyz_is_503_naming_the_broker_when_redis_is_unreachable(rt: Runtime) -> None:
     broker = RedisBroker(url="redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
-        with serve(Runtime(settings=rt.settings, db=rt.db, broker=broker, clock=rt.clock)) as url:
+        with serve_runtime(
+            Runtime(settings=rt.settings, db=rt.db, broker=broker, clock=rt.clock)
+        ) as url:
             r = httpx.get(f"{url}/readyz", timeout=30)
     finally:
         broker.close()
@@ -305,7 +291,9 @@ def test_readyz_is_503_naming_the_database_when_it_is_unreachable(rt: Runtime) -
     settings = Settings(database_url=url, ingest_write_keys=[WRITE_KEY])
     down = make_engine(settings.database_url)
     try:
-        with serve(Runtime(settings=settings, db=down, broker=rt.broker, clock=rt.clock)) as base:
+        with serve_runtime(
+            Runtime(settings=settings, db=down, broker=rt.broker, clock=rt.clock)
+        ) as base:
             ready = httpx.get(f"{base}/readyz", timeout=30)
             track = httpx.post(f"{base}/v1/track", json=TRACK, auth=(WRITE_KEY, ""), timeout=30)
     finally:

@@ -19,7 +19,8 @@ from sqlalchemy import Engine, func, insert, select
 
 from storage.db import make_engine, session_scope
 from storage.models import Event, OutboxRow
-from tests.conftest import REDIS_URL, REPO, free_port
+from tests.conftest import REDIS_URL, REPO
+from tests.helpers import free_port, wait_until
 
 BIN = Path(sys.executable).parent
 SETTINGS = ("DATABASE_URL", "REDIS_URL", "INGEST_WRITE_KEYS", "PORT", "SLACK_BOT_TOKEN")
@@ -61,14 +62,6 @@ def wait_http(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> Non
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
-
-
-def wait_until(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def unprocessed(engine: Engine) -> int:

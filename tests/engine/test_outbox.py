@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,19 +17,12 @@ from engine.scheduler import Scheduler
 from storage.db import session_scope
 from storage.models import IngestMessage, OutboxRow
 from tests.conftest import ManualClock
+from tests.helpers import wait_until
 
 
 def pending(db: Engine) -> int:
     with session_scope(db) as s:
         return int(s.scalar(select(func.count()).where(OutboxRow.processed_at.is_(None))) or 0)
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 @pytest.mark.both_dbs
