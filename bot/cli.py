@@ -130,6 +130,8 @@ def _upgrade(settings: Settings) -> None:
     from storage import migrate
     from storage.db import make_engine
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # `run` says what matters itself
+
     engine = make_engine(settings.database_url, application_name="workflowbot-migrate")
     try:
         migrate.upgrade(engine)
