@@ -34,35 +34,7 @@ def apply_changes(
 ) -> Applied:
     """Store a group of changes inside the caller's transaction (never commits)."""
     applied = Applied()
-    unique: list[Change] = []
-    message_ids: set[str] = set()
-    for change in changes:
-        if change.message_id in message_ids:
-            applied.repeats += 1
-        else:
-            message_ids.add(change.message_id)
-            unique.append(change)
-    # Events are deduplicated by their own unique messageId; other calls by ingest_messages.
-    fresh = q.claim_message_ids(
-        conn,
-        ids=(
-            c.message_id for c in unique if (c.event is None or c.anonymous) and not c.generated_id
-        ),
-        now=now,
-    )
-    anonymous: Counter[tuple[date, str]] = Counter()
-    live = []
-    for change in unique:
-        if (change.event is None or change.anonymous) and not (
-            change.generated_id or change.message_id in fresh
-        ):
-            applied.repeats += 1
-        elif change.anonymous:
-            anonymous[(change.at.date(), change.call)] += 1
-        else:
-            live.append(change)
-    applied.anonymous = sum(anonymous.values())
-    q.count_anonymous(conn, counts=anonymous)
+    live = _fresh(conn, changes, now=now, applied=applied)
     if not live:
         return applied
 
@@ -99,6 +71,42 @@ def apply_changes(
         outbox.append(_outbox_row(event_ids=sorted(event_ids.values())))
     applied.outbox_ids = q.insert_outbox(conn, rows=outbox, signals=signals, now=now)
     return applied
+
+
+def _fresh(
+    conn: Connection, changes: Sequence[Change], *, now: datetime, applied: Applied
+) -> list[Change]:
+    """Drop repeats (same messageId), count anonymous calls; return the changes to store."""
+    unique: list[Change] = []
+    message_ids: set[str] = set()
+    for change in changes:
+        if change.message_id in message_ids:
+            applied.repeats += 1
+        else:
+            message_ids.add(change.message_id)
+            unique.append(change)
+    # Events are deduplicated by their own unique messageId; other calls by ingest_messages.
+    fresh = q.claim_message_ids(
+        conn,
+        ids=(
+            c.message_id for c in unique if (c.event is None or c.anonymous) and not c.generated_id
+        ),
+        now=now,
+    )
+    anonymous: Counter[tuple[date, str]] = Counter()
+    live: list[Change] = []
+    for change in unique:
+        if (change.event is None or change.anonymous) and not (
+            change.generated_id or change.message_id in fresh
+        ):
+            applied.repeats += 1
+        elif change.anonymous:
+            anonymous[(change.at.date(), change.call)] += 1
+        else:
+            live.append(change)
+    applied.anonymous = sum(anonymous.values())
+    q.count_anonymous(conn, counts=anonymous)
+    return live
 
 
 def _outbox_row(
