@@ -37,6 +37,23 @@ def apply_changes(
     live = _fresh(conn, changes, now=now, applied=applied)
     if not live:
         return applied
+    if all(c.event is not None for c in live):
+        event_rows = [
+            {
+                "message_id": c.message_id,
+                "name": c.event,
+                "user": c.contact,
+                "group": c.account,
+                "timestamp": c.at,
+                "properties": c.properties or {},
+            }
+            for c in live
+        ]
+        stored = q.store_event_group(conn, rows=event_rows, signals=signals, now=now)
+        if stored is not None:
+            applied.events, applied.outbox_ids = stored
+            applied.repeats += len(event_rows) - applied.events
+            return applied
 
     # Lock order, the same in every writer: contacts, then accounts, each sorted; every
     # account this transaction touches is locked by the one account upsert (no deadlock).

@@ -203,6 +203,19 @@ def ensure_users(
     return out
 
 
+def store_event_group(
+    conn: Connection, *, rows: list[dict[str, Any]], signals: bool, now: datetime
+) -> tuple[int, list[int]] | None:
+    """Store a group made only of events in one statement, where the database can (PostgreSQL).
+
+    Each row: message_id, name, user, group (or None), timestamp, properties. Returns (new
+    events, outbox ids), or None when the caller must take the general path.
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    return ingest_pg.store_event_group(conn, rows=rows, signals=signals, now=now)
+
+
 def insert_events(conn: Connection, *, rows: list[dict[str, Any]], now: datetime) -> dict[str, int]:
     """Store events received now; a messageId stored before is skipped.
 

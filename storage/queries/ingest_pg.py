@@ -48,6 +48,67 @@ WHERE t.id = u.i AND t.id = ANY(%(ids)s::bigint[])
     AND (t.last_seen_at IS NULL OR t.last_seen_at < u.s)
 """
 
+_SEEN_SET = """
+    first_seen_at = LEAST(t.first_seen_at, EXCLUDED.first_seen_at),
+    created_at = CASE
+        WHEN t.created_at = t.first_seen_at AND EXCLUDED.first_seen_at < t.first_seen_at
+        THEN EXCLUDED.first_seen_at ELSE t.created_at END,
+    last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at)"""
+
+# A group of events only (the bulk of traffic) in one statement, so one round trip: records
+# upserted (contacts, then accounts, each in key order: the lock order of every writer),
+# events stored with their ids joined in, one outbox row for the events and one per new record.
+# An event without an account takes its contact's; that account's seen times move too.
+_EVENT_GROUP = (
+    """
+WITH r AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+        AS r(m text, n text, u text, g text, ts timestamptz, p jsonb)
+), c AS (
+    INSERT INTO contacts AS t
+        (external_id, traits, trait_times, created_at, first_seen_at, last_seen_at, updated_at)
+    SELECT u, '{}'::jsonb, '{}'::jsonb, min(ts), min(ts), max(ts), %(now)s
+    FROM r GROUP BY u ORDER BY u
+    ON CONFLICT (external_id) DO UPDATE SET"""
+    + _SEEN_SET
+    + """
+    RETURNING id, external_id, account_id, (xmax = 0) AS created
+), reached AS (
+    SELECT coalesce(r.g, acc.external_id) AS g, r.ts
+    FROM r JOIN c ON c.external_id = r.u LEFT JOIN accounts AS acc ON acc.id = c.account_id
+), a AS (
+    INSERT INTO accounts AS t
+        (external_id, traits, trait_times, created_at, first_seen_at, last_seen_at, updated_at)
+    SELECT g, '{}'::jsonb, '{}'::jsonb, min(ts), min(ts), max(ts), %(now)s
+    FROM reached WHERE g IS NOT NULL GROUP BY g ORDER BY g
+    ON CONFLICT (external_id) DO UPDATE SET"""
+    + _SEEN_SET
+    + """
+    RETURNING id, external_id, (xmax = 0) AS created
+), e AS (
+    INSERT INTO events
+        (message_id, name, contact_id, account_id, timestamp, properties, received_at)
+    SELECT r.m, r.n, c.id, coalesce(a.id, c.account_id), r.ts, r.p, %(now)s
+    FROM r JOIN c ON c.external_id = r.u LEFT JOIN a ON a.external_id = r.g
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING id
+), o AS (
+    INSERT INTO outbox
+        (object_type, object_id, event_ids, changes, signals, created_at, enqueued_at)
+    SELECT kind, id, ids, changes, %(signals)s, %(now)s, %(now)s FROM (
+        SELECT 'contact' AS kind, id, NULL::jsonb AS ids, '{"created": true}'::jsonb AS changes
+        FROM c WHERE created
+        UNION ALL
+        SELECT 'account', id, NULL, '{"created": true}'::jsonb FROM a WHERE created
+        UNION ALL
+        SELECT NULL, NULL, jsonb_agg(id ORDER BY id), NULL FROM e HAVING count(*) > 0
+    ) AS rows
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM e) AS events, ARRAY(SELECT id FROM o ORDER BY id) AS outbox_ids
+"""
+)
+
 _EVENTS = """
 INSERT INTO events
     (message_id, name, contact_id, account_id, timestamp, properties, received_at)
@@ -97,6 +158,31 @@ def upsert_records(
 def bump_last_seen(conn: Connection, *, seen: Mapping[int, datetime]) -> None:
     rows = _dumps([{"i": i, "s": at} for i, at in sorted(seen.items())])
     conn.exec_driver_sql(_BUMP, {"rows": rows, "ids": sorted(seen)})
+
+
+def store_event_group(
+    conn: Connection, *, rows: Sequence[Mapping[str, Any]], signals: bool, now: datetime
+) -> tuple[int, list[int]]:
+    """Store events (message_id, name, user, group, timestamp, properties) and their records.
+
+    Returns how many events were new and the outbox ids to enqueue.
+    """
+    payload = _dumps(
+        [
+            {
+                "m": r["message_id"],
+                "n": r["name"],
+                "u": r["user"],
+                "g": r["group"],
+                "ts": r["timestamp"],
+                "p": r["properties"],
+            }
+            for r in rows
+        ]
+    )
+    params = {"rows": payload, "signals": signals, "now": now}
+    events, outbox_ids = conn.exec_driver_sql(_EVENT_GROUP, params).one()
+    return int(events), list(outbox_ids)
 
 
 def insert_events(

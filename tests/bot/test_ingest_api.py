@@ -287,3 +287,46 @@ def test_a_late_link_does_not_move_a_newer_one(api: Any, db: Engine) -> None:
     contact = one(db, Contact, external_id="u1")
     assert contact.account_id == one(db, Account, external_id="new-co").id
     assert contact.account_linked_at.isoformat() == "2026-11-02T00:00:00+00:00"
+
+
+def test_a_batch_of_events_moves_the_account_reached_both_ways(api: Any, db: Engine) -> None:
+    assert api.post("/v1/group", json={"userId": "u1", "groupId": "acme"}).status_code == 200
+    r = api.post(
+        "/v1/batch",
+        json={
+            "batch": [
+                {
+                    "type": "track",
+                    "userId": "u1",
+                    "event": "login",
+                    "timestamp": "2026-11-01T00:00:00Z",
+                    "context": {"groupId": "acme"},
+                },
+                {
+                    "type": "track",
+                    "userId": "u1",
+                    "event": "export",
+                    "timestamp": "2026-11-04T00:00:00Z",
+                },
+                {"type": "track", "userId": "u2", "event": "login", "context": {"groupId": "beta"}},
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    acme = one(db, Account, external_id="acme")
+    assert {
+        e.name: e.account_id
+        for e in all_rows(db, Event)
+        if e.contact_id == one(db, Contact, external_id="u1").id
+    } == {
+        "login": acme.id,
+        "export": acme.id,
+    }
+    assert acme.last_seen_at.isoformat() == "2026-11-04T00:00:00+00:00"
+    created = {
+        (r.object_type, r.object_id)
+        for r in all_rows(db, OutboxRow)
+        if r.changes == {"created": True}
+    }
+    assert ("contact", one(db, Contact, external_id="u2").id) in created
+    assert ("account", one(db, Account, external_id="beta").id) in created
