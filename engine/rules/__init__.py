@@ -3,5 +3,15 @@
 from engine.rules.ast import Rule
 from engine.rules.parser import RuleError, parse
 from engine.rules.serialize import from_json, to_json
+from engine.rules.to_python import Predicate, RecordView, to_python
 
-__all__ = ["Rule", "RuleError", "from_json", "parse", "to_json"]
+__all__ = [
+    "Predicate",
+    "RecordView",
+    "Rule",
+    "RuleError",
+    "from_json",
+    "parse",
+    "to_json",
+    "to_python",
+]
