@@ -14,7 +14,14 @@ from decimal import Decimal, InvalidOperation
 from engine.rules.ast import CompareOp, DateValue, Value
 
 MISSING = object()  # a field the record does not have
-DECIMAL = re.compile(r"\s*-?\d+(\.\d+)?\s*\Z")
+# ASCII digits and white space only, so SQL (PostgreSQL's regex, SQLite) reads the same.
+BLANKS = " \t\n\r"
+DECIMAL = re.compile(r"[ \t\n\r]*-?[0-9]+(\.[0-9]+)?[ \t\n\r]*\Z")
+# The ISO-8601 forms a timestamp string may take (the SQL side parses exactly these).
+TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?\Z"
+)
 
 
 def is_set(value: object) -> bool:
@@ -32,7 +39,7 @@ def as_number(value: object) -> Decimal | None:
         return Decimal(repr(value)) if value == value and abs(value) != float("inf") else None
     if isinstance(value, str) and DECIMAL.match(value):
         try:
-            return Decimal(value.strip())
+            return Decimal(value.strip(BLANKS))
         except InvalidOperation:
             return None
     return None
@@ -45,8 +52,10 @@ def as_timestamp(value: object) -> datetime | None:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        if not TIMESTAMP.match(value) or value.startswith("0000"):
+            return None
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
     else:
@@ -100,6 +109,8 @@ def compare(field_value: object, op: CompareOp, literal: Value) -> bool:
 
 def contains(field_value: object, needle: str) -> bool:
     """On a list: membership; on a string: substring (no wildcards); else false."""
+    if not is_set(field_value):
+        return False
     if isinstance(field_value, list):
         return needle in field_value
     if isinstance(field_value, str):

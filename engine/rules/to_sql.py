@@ -1,0 +1,230 @@
+"""Compile a rule to a SQL condition over a whole records table (PostgreSQL).
+
+Same meaning as `to_python`, statement by statement of workflow-format.md's Values
+paragraph: numbers are JSON numbers or strings that parse whole as decimals; strings compare
+by code point (`COLLATE "C"`); not-set values fail every comparison but `!=`; timestamps are
+parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` does.
+Not yet compiled: aggregates and `account.` fields (the Rules issue's next steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Numeric,
+    Table,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from engine.rules.ast import (
+    AggregateCompare,
+    Ago,
+    And,
+    Compare,
+    CompareOp,
+    Contains,
+    DateValue,
+    Field,
+    In,
+    IsSet,
+    Not,
+    Or,
+    Rule,
+    Value,
+    Within,
+)
+from engine.rules.values import as_number, as_timestamp
+
+_SCALAR: ColumnElement[Any] = literal_column("'{}'::text[]")  # `jsonb #>> '{}'`: a scalar's text
+NUMERIC_TEXT = r"^[ \t\n\r]*-?[0-9]+(\.[0-9]+)?[ \t\n\r]*$"
+
+# Built-in fields read from their own column; every other name is a trait.
+BUILTIN_COLUMNS: dict[str, Literal["text", "number", "time"]] = {
+    "name": "text",
+    "stage": "text",
+    "health_score": "number",
+    "created_at": "time",
+    "last_seen_at": "time",
+    "email": "text",
+    "first_name": "text",
+    "last_name": "text",
+}
+
+
+class NotCompiled(ValueError):
+    """A rule uses a part the SQL compiler does not handle yet."""
+
+
+@dataclass(frozen=True)
+class _Access:
+    kind: Literal["json", "text", "number", "time"]
+    expr: Any
+
+    # -- the Values paragraph, in SQL ------------------------------------------------------
+    def typeof(self) -> Any:
+        return func.jsonb_typeof(self.expr)
+
+    def text(self) -> Any:
+        if self.kind == "json":
+            return case((self.typeof() == "string", self.expr.op("#>>")(_SCALAR)))
+        if self.kind == "text":
+            return self.expr
+        return null()
+
+    def is_set(self) -> ColumnElement[bool]:
+        if self.kind == "json":
+            t = self.typeof()
+            return and_(
+                self.expr.is_not(None),
+                t != "null",
+                or_(t != "string", self.expr.op("#>>")(_SCALAR) != ""),
+                or_(t != "array", func.jsonb_array_length(self.expr) > 0),
+            )
+        if self.kind == "text":
+            return and_(self.expr.is_not(None), self.expr != "")
+        return self.expr.is_not(None)
+
+    def number(self) -> Any:
+        if self.kind == "number":
+            return cast(self.expr, Numeric)
+        if self.kind == "time":
+            return null()
+        text = self.text()
+        as_text = case(
+            (
+                text.op("~", is_comparison=True)(NUMERIC_TEXT),
+                cast(func.btrim(text, " \t\n\r"), Numeric),
+            ),
+        )
+        if self.kind == "json":
+            return case(
+                (self.typeof() == "number", cast(self.expr.op("#>>")(_SCALAR), Numeric)),
+                else_=as_text,
+            )
+        return as_text
+
+    def non_numeric_text(self) -> Any:
+        text = self.text()
+        return case(
+            (and_(self.is_set(), not_(text.op("~", is_comparison=True)(NUMERIC_TEXT))), text)
+        )
+
+    def boolean(self) -> Any:
+        if self.kind != "json":
+            return null()
+        return case((self.typeof() == "boolean", cast(self.expr.op("#>>")(_SCALAR), Boolean)))
+
+    def timestamp(self) -> Any:
+        if self.kind == "time":
+            return self.expr
+        if self.kind == "number":
+            return null()
+        return func.wf_timestamp(self.text())
+
+
+def _access(table: Table, field: Field) -> _Access:
+    path = field.path
+    if path[0] == "account":
+        raise NotCompiled("account. fields are not compiled to SQL yet")
+    if len(path) == 1 and path[0] in BUILTIN_COLUMNS and path[0] in table.c:
+        return _Access(BUILTIN_COLUMNS[path[0]], table.c[path[0]])
+    keys = path[1:] if path[0] == "traits" and len(path) > 1 else path
+    traits = cast(table.c.traits, JSONB)
+    return _Access("json", func.jsonb_extract_path(traits, *[literal(k) for k in keys]))
+
+
+def _op(left: Any, op: CompareOp, right: Any) -> ColumnElement[bool]:
+    """`left op right` where NULL (incomparable) is false, and `!=` is exactly `not =`."""
+    if op == "!=":
+        return not_(func.coalesce(left == right, false()))
+    expression = {
+        "=": left == right,
+        "<": left < right,
+        "<=": left <= right,
+        ">": left > right,
+        ">=": left >= right,
+    }[op]
+    return func.coalesce(expression, false())
+
+
+def _compare(access: _Access, op: CompareOp, value: Value) -> ColumnElement[bool]:
+    if isinstance(value, DateValue):
+        stamp = as_timestamp(value)
+        return _op(access.timestamp(), op, literal(stamp) if stamp else null())
+    if isinstance(value, bool):
+        if op not in ("=", "!="):
+            return false()
+        return _op(access.boolean(), op, literal(value))
+    number = as_number(value)
+    if number is not None:
+        return _op(access.number(), op, literal(number, Numeric))
+    assert isinstance(value, str)
+    return _op(access.non_numeric_text().collate("C"), op, literal(value).collate("C"))
+
+
+def _contains(access: _Access, needle: str) -> ColumnElement[bool]:
+    if access.kind == "json":
+        t = access.typeof()
+        return func.coalesce(
+            or_(
+                and_(t == "array", access.expr.op("@>")(func.jsonb_build_array(literal(needle)))),
+                and_(access.is_set(), t == "string", func.strpos(access.text(), needle) > 0),
+            ),
+            false(),
+        )
+    if access.kind == "text":
+        return func.coalesce(and_(access.is_set(), func.strpos(access.expr, needle) > 0), false())
+    return false()
+
+
+def to_sql(rule: Rule, *, table: Table, now: datetime) -> ColumnElement[bool]:
+    """A boolean SQL expression over `table` with the meaning `to_python` gives the rule."""
+    match rule:
+        case Or(items):
+            return or_(*(to_sql(i, table=table, now=now) for i in items))
+        case And(items):
+            return and_(*(to_sql(i, table=table, now=now) for i in items))
+        case Not(item):
+            return not_(to_sql(item, table=table, now=now))
+        case Compare(field, op, value):
+            return _compare(_access(table, field), op, value)
+        case In(field, values):
+            access = _access(table, field)
+            return or_(*(_compare(access, "=", v) for v in values))
+        case Contains(field, needle):
+            return _contains(_access(table, field), needle)
+        case IsSet(field, negated):
+            is_set = _access(table, field).is_set()
+            return not_(is_set) if negated else is_set
+        case Within(field, duration, future):
+            stamp = _access(table, field).timestamp()
+            span = timedelta(seconds=duration.seconds)
+            if future:
+                window = and_(stamp >= literal(now), stamp < literal(now + span))
+            else:
+                window = and_(stamp > literal(now - span), stamp <= literal(now))
+            return func.coalesce(window, false())
+        case Ago(field, relation, duration):
+            stamp = _access(table, field).timestamp()
+            moment = literal(now - timedelta(seconds=duration.seconds))
+            return func.coalesce(
+                stamp < moment if relation == "before" else stamp > moment, false()
+            )
+        case AggregateCompare():
+            raise NotCompiled("count() and trend() are not compiled to SQL yet")
+    raise TypeError(f"not a rule node: {rule!r}")
