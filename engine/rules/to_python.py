@@ -6,9 +6,10 @@ record's rules in one grouped query); `now` is one instant per evaluation, in UT
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.rules.ast import (
     Aggregate,
@@ -24,7 +25,7 @@ from engine.rules.ast import (
     Rule,
     Within,
 )
-from engine.rules.values import MISSING, as_timestamp, compare, contains, is_set
+from engine.rules.values import MISSING, as_timestamp, compare, contains, is_set, trend
 
 
 class RecordView(Protocol):
@@ -75,6 +76,44 @@ def to_python(rule: Rule) -> Predicate:
         case AggregateCompare(aggregate, op, number):
             return lambda r, now: compare(r.aggregate(aggregate), op, number)
     raise TypeError(f"not a rule node: {rule!r}")
+
+
+@dataclass(frozen=True)
+class EventView:
+    """One event as a `where` sees it: `timestamp` and `properties.*`."""
+
+    name: str
+    timestamp: datetime
+    properties: dict[str, Any]
+
+    def value(self, path: tuple[str, ...]) -> object:
+        if path == ("timestamp",):
+            return self.timestamp
+        current: object = self.properties
+        for key in path[1:]:
+            if not isinstance(current, dict) or key not in current:
+                return MISSING
+            current = current[key]
+        return current
+
+    def aggregate(self, aggregate: Aggregate) -> object:
+        raise TypeError("no aggregate inside 'where'")
+
+
+def aggregate_value(aggregate: Aggregate, events: Iterable[EventView], now: datetime) -> object:
+    """count(...) or trend(...) over a record's events: count in (now - D, now], trend against
+    the window before."""
+    span = timedelta(seconds=aggregate.window.seconds)
+    where = to_python(aggregate.where) if aggregate.where is not None else None
+    current = previous = 0
+    for event in events:
+        if event.name != aggregate.event or (where is not None and not where(event, now)):
+            continue
+        if now - span < event.timestamp <= now:
+            current += 1
+        elif now - 2 * span < event.timestamp <= now - span:
+            previous += 1
+    return current if aggregate.function == "count" else trend(current, previous)
 
 
 def _in_window(value: object, start: datetime, end: datetime, *, future: bool) -> bool:

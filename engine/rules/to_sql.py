@@ -4,13 +4,14 @@ Same meaning as `to_python`, statement by statement of workflow-format.md's Valu
 paragraph: numbers are JSON numbers or strings that parse whole as decimals; strings compare
 by code point (`COLLATE "C"`); not-set values fail every comparison but `!=`; timestamps are
 parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` does.
-Not yet compiled: aggregates and `account.` fields (the Rules issue's next steps).
+Not yet compiled: `account.` fields, and SQLite (the Rules issue's next steps).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -28,10 +29,12 @@ from sqlalchemy import (
     not_,
     null,
     or_,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.rules.ast import (
+    Aggregate,
     AggregateCompare,
     Ago,
     And,
@@ -49,6 +52,7 @@ from engine.rules.ast import (
     Within,
 )
 from engine.rules.values import as_number, as_timestamp
+from storage.queries.ingest import EVENTS
 
 _SCALAR: ColumnElement[Any] = literal_column("'{}'::text[]")  # `jsonb #>> '{}'`: a scalar's text
 NUMERIC_TEXT = r"^[ \t\n\r]*-?[0-9]+(\.[0-9]+)?[ \t\n\r]*$"
@@ -137,8 +141,13 @@ class _Access:
         return func.wf_timestamp(self.text())
 
 
-def _access(table: Table, field: Field) -> _Access:
+def _access(table: Any, field: Field) -> _Access:
     path = field.path
+    if "properties" in table.c:  # inside count(... where R): an event's timestamp or properties
+        if path == ("timestamp",):
+            return _Access("time", table.c.timestamp)
+        properties = cast(table.c.properties, JSONB)
+        return _Access("json", func.jsonb_extract_path(properties, *[literal(k) for k in path[1:]]))
     if path[0] == "account":
         raise NotCompiled("account. fields are not compiled to SQL yet")
     if len(path) == 1 and path[0] in BUILTIN_COLUMNS and path[0] in table.c:
@@ -192,7 +201,7 @@ def _contains(access: _Access, needle: str) -> ColumnElement[bool]:
     return false()
 
 
-def to_sql(rule: Rule, *, table: Table, now: datetime) -> ColumnElement[bool]:
+def to_sql(rule: Rule, *, table: Any, now: datetime) -> ColumnElement[bool]:
     """A boolean SQL expression over `table` with the meaning `to_python` gives the rule."""
     match rule:
         case Or(items):
@@ -225,6 +234,30 @@ def to_sql(rule: Rule, *, table: Table, now: datetime) -> ColumnElement[bool]:
             return func.coalesce(
                 stamp < moment if relation == "before" else stamp > moment, false()
             )
-        case AggregateCompare():
-            raise NotCompiled("count() and trend() are not compiled to SQL yet")
+        case AggregateCompare(aggregate, op, number):
+            return _op(_aggregate(aggregate, table, now), op, literal(number, Numeric))
     raise TypeError(f"not a rule node: {rule!r}")
+
+
+def _aggregate(aggregate: Aggregate, table: Table, now: datetime) -> Any:
+    """count() as a correlated count of the record's events; trend() from two such counts."""
+    events = EVENTS.alias("ev")
+    owner = events.c.account_id if table.name == "accounts" else events.c.contact_id
+    conditions = [owner == table.c.id, events.c.name == aggregate.event]
+    if aggregate.where is not None:
+        conditions.append(to_sql(aggregate.where, table=events, now=now))
+    span = timedelta(seconds=aggregate.window.seconds)
+
+    def count(start: datetime, end: datetime) -> Any:
+        window = [events.c.timestamp > literal(start), events.c.timestamp <= literal(end)]
+        return select(func.count()).where(*conditions, *window).scalar_subquery()
+
+    current = count(now - span, now)
+    if aggregate.function == "count":
+        return current
+    previous = count(now - 2 * span, now - span)
+    change = literal(Decimal(100)) * (cast(current, Numeric) - previous) / previous
+    return case(
+        (previous == 0, case((current == 0, literal(Decimal(0))), else_=literal(Decimal(100)))),
+        else_=func.round(change, 1),
+    )

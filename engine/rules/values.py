@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from engine.rules.ast import CompareOp, DateValue, Value
 
@@ -122,4 +122,6 @@ def trend(current: int, previous: int) -> Decimal:
     """The change of a count in percent against the window before, rounded to 0.1."""
     if previous == 0:
         return Decimal(0) if current == 0 else Decimal(100)
-    return round(Decimal(100) * (current - previous) / previous, 1)
+    # Half away from zero, as SQL's round() does (Python's round() would go to even).
+    change = Decimal(100) * (current - previous) / previous
+    return change.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
