@@ -4,11 +4,12 @@ Same meaning as `to_python`, statement by statement of workflow-format.md's Valu
 paragraph: numbers are JSON numbers or strings that parse whole as decimals; strings compare
 by code point (`COLLATE "C"`); not-set values fail every comparison but `!=`; timestamps are
 parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` does.
-Not yet compiled: `account.` fields, and SQLite (the Rules issue's next steps).
+`account.X` in a contact rule reads the contact's account. Not yet compiled: SQLite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -51,8 +52,9 @@ from engine.rules.ast import (
     Value,
     Within,
 )
-from engine.rules.values import as_number, as_timestamp
-from storage.queries.ingest import EVENTS
+from engine.rules.to_python import to_python
+from engine.rules.values import MISSING, as_number, as_timestamp
+from storage.queries.ingest import ACCOUNTS, EVENTS
 
 _SCALAR: ColumnElement[Any] = literal_column("'{}'::text[]")  # `jsonb #>> '{}'`: a scalar's text
 NUMERIC_TEXT = r"^[ \t\n\r]*-?[0-9]+(\.[0-9]+)?[ \t\n\r]*$"
@@ -148,8 +150,6 @@ def _access(table: Any, field: Field) -> _Access:
             return _Access("time", table.c.timestamp)
         properties = cast(table.c.properties, JSONB)
         return _Access("json", func.jsonb_extract_path(properties, *[literal(k) for k in path[1:]]))
-    if path[0] == "account":
-        raise NotCompiled("account. fields are not compiled to SQL yet")
     if len(path) == 1 and path[0] in BUILTIN_COLUMNS and path[0] in table.c:
         return _Access(BUILTIN_COLUMNS[path[0]], table.c[path[0]])
     keys = path[1:] if path[0] == "traits" and len(path) > 1 else path
@@ -203,6 +203,13 @@ def _contains(access: _Access, needle: str) -> ColumnElement[bool]:
 
 def to_sql(rule: Rule, *, table: Any, now: datetime) -> ColumnElement[bool]:
     """A boolean SQL expression over `table` with the meaning `to_python` gives the rule."""
+    leaf_field = getattr(rule, "field", None)
+    if (
+        isinstance(leaf_field, Field)
+        and len(leaf_field.path) > 1
+        and leaf_field.path[0] == "account"
+    ):
+        return _on_account(rule, leaf_field, table, now)
     match rule:
         case Or(items):
             return or_(*(to_sql(i, table=table, now=now) for i in items))
@@ -237,6 +244,32 @@ def to_sql(rule: Rule, *, table: Any, now: datetime) -> ColumnElement[bool]:
         case AggregateCompare(aggregate, op, number):
             return _op(_aggregate(aggregate, table, now), op, literal(number, Numeric))
     raise TypeError(f"not a rule node: {rule!r}")
+
+
+class _NoRecord:
+    """The record a contact without an account has for `account.`: nothing is set."""
+
+    def value(self, path: tuple[str, ...]) -> object:
+        return MISSING
+
+    def aggregate(self, aggregate: Aggregate) -> object:
+        raise TypeError("no aggregate on account.")
+
+
+def _on_account(rule: Rule, field: Field, table: Any, now: datetime) -> ColumnElement[bool]:
+    """`account.X ...` in a contact rule: the same test on the contact's account row, and
+    for a contact without an account, what the test gives on a record with nothing set."""
+    if "account_id" not in table.c:
+        raise NotCompiled("account. fields belong in contact rules")
+    accounts = ACCOUNTS.alias("acct")
+    inner: Rule = dataclasses.replace(rule, field=Field(field.path[1:]))  # type: ignore[arg-type]
+    on_account = (
+        select(to_sql(inner, table=accounts, now=now))
+        .where(accounts.c.id == table.c.account_id)
+        .scalar_subquery()
+    )
+    without = to_python(inner)(_NoRecord(), now)
+    return func.coalesce(on_account, literal(without))
 
 
 def _aggregate(aggregate: Aggregate, table: Table, now: datetime) -> Any:

@@ -38,7 +38,7 @@ from engine.rules.to_python import EventView, aggregate_value
 from engine.rules.to_sql import BUILTIN_COLUMNS, NotCompiled, to_sql
 from engine.rules.values import MISSING
 from storage.models import Account, Contact, Event
-from storage.queries.ingest import ACCOUNTS
+from storage.queries.ingest import ACCOUNTS, CONTACTS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -355,7 +355,114 @@ def test_sql_and_python_agree_on_postgresql(db: Engine, rule: Rule, records: lis
     assert selected == accepted, str(rule)
 
 
-def test_parts_not_compiled_yet_say_so(db: Engine) -> None:
-    for text in ('account.plan = "pro"',):
-        with pytest.raises(NotCompiled):
-            to_sql(parse(text), table=ACCOUNTS, now=NOW)
+def test_account_fields_belong_in_contact_rules(db: Engine) -> None:
+    with pytest.raises(NotCompiled):
+        to_sql(parse('account.plan = "pro"'), table=ACCOUNTS, now=NOW)
+
+
+@dataclass
+class ContactRow:
+    """A contact and, maybe, its account: `account.X` reads the account."""
+
+    own: Row
+    account: Row | None
+
+    def value(self, path: tuple[str, ...]) -> object:
+        if path[0] == "account" and len(path) > 1:
+            return self.account.value(path[1:]) if self.account is not None else MISSING
+        return self.own.value(path)
+
+    def aggregate(self, aggregate: Aggregate) -> object:
+        return aggregate_value(aggregate, self.own.events, NOW)
+
+
+def matching_contacts(db: Engine, rows: list[ContactRow], rule: Rule) -> tuple[set[int], set[int]]:
+    predicate = to_python(rule)
+    with db.connect() as conn:
+        transaction = conn.begin()
+        try:
+            ids = []
+            for n, row in enumerate(rows):
+                account_id = None
+                if row.account is not None:
+                    account = {**_record_values(f"a{n}", row.account)}
+                    inserted = conn.execute(insert(Account).values(account).returning(Account.id))
+                    account_id = inserted.scalar_one()
+                contact = {**_record_values(f"c{n}", row.own), "account_id": account_id}
+                inserted = conn.execute(insert(Contact).values(contact).returning(Contact.id))
+                ids.append(inserted.scalar_one())
+            query = select(CONTACTS.c.id).where(to_sql(rule, table=CONTACTS, now=NOW))
+            selected = set(conn.scalars(query))
+        finally:
+            transaction.rollback()
+    accepted = {i for i, row in zip(ids, rows, strict=True) if predicate(row, NOW)}
+    return selected, accepted
+
+
+def _record_values(external_id: str, row: Row) -> dict[str, Any]:
+    values = {
+        "external_id": external_id,
+        "traits": row.traits,
+        "trait_times": {},
+        "first_seen_at": NOW - timedelta(days=400),
+        "updated_at": NOW,
+        **row.columns,
+    }
+    values.setdefault("created_at", NOW - timedelta(days=400))
+    return values
+
+
+account_fields = st.sampled_from(
+    [
+        ("account", "plan"),
+        ("account", "mrr"),
+        ("account", "name"),
+        ("account", "created_at"),
+        ("account", "traits", "plan"),
+        ("account", "missing"),
+        ("plan",),
+        ("name",),
+    ]
+).map(Field)
+contact_rules = st.recursive(
+    st.one_of(
+        st.builds(Compare, account_fields, ops, literals),
+        st.builds(IsSet, account_fields, st.booleans()),
+        st.builds(Contains, account_fields, text_values),
+        st.builds(Ago, account_fields, st.sampled_from(["before", "after"]), durations),
+    ),
+    lambda children: st.one_of(
+        st.builds(Not, children),
+        st.lists(children, min_size=2, max_size=3).map(lambda i: And(tuple(i))),
+    ),
+    max_leaves=3,
+)
+contact_rows = st.lists(
+    st.builds(
+        ContactRow, st.builds(Row, columns, traits), st.none() | st.builds(Row, columns, traits)
+    ),
+    min_size=2,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rule=contact_rules, records=contact_rows)
+@example(
+    rule=parse('account.plan != "pro"'),
+    records=[ContactRow(Row({"created_at": NOW}, {}), None)],
+)
+@example(
+    rule=parse("account.plan is not set"),
+    records=[ContactRow(Row({"created_at": NOW}, {}), None)],
+)
+def test_contact_rules_read_the_account_the_same_both_ways(
+    db: Engine, rule: Rule, records: list[ContactRow]
+) -> None:
+    selected, accepted = matching_contacts(db, records, rule)
+    assert selected == accepted, str(rule)
