@@ -10,6 +10,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine
 
 from engine.clock import Clock, SystemClock
+from engine.rules import sqlite as rules_sqlite
 from engine.settings import Settings
 from storage.db import make_engine
 
@@ -37,9 +38,12 @@ def init(
 ) -> Runtime:
     """Make this process's runtime; actors and the scheduler find it through `get()`."""
     global _current
+    if db is None:
+        db = make_engine(settings.database_url, application_name=application_name)
+        rules_sqlite.install(db)
     _current = Runtime(
         settings=settings,
-        db=db or make_engine(settings.database_url, application_name=application_name),
+        db=db,
         broker=broker,
         clock=clock or SystemClock(),
     )

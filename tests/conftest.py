@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from engine import broker as broker_mod
 from engine import runtime
+from engine.rules import sqlite as rules_sqlite
 from engine.runtime import Runtime
 from engine.settings import Settings
 from storage import migrate
@@ -86,6 +87,7 @@ def pg_engine() -> Iterator[Engine]:
 def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     path = tmp_path_factory.mktemp("sqlite") / "workflowbot.db"
     engine = make_engine(f"sqlite:///{path}")
+    rules_sqlite.install(engine)
     migrate.upgrade(engine)
     yield engine
     engine.dispose()

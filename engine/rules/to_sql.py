@@ -1,10 +1,11 @@
-"""Compile a rule to a SQL condition over a whole records table (PostgreSQL).
+"""Compile a rule to a SQL condition over a whole records table (PostgreSQL and SQLite).
 
 Same meaning as `to_python`, statement by statement of workflow-format.md's Values
 paragraph: numbers are JSON numbers or strings that parse whole as decimals; strings compare
 by code point (`COLLATE "C"`); not-set values fail every comparison but `!=`; timestamps are
 parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` does.
-`account.X` in a contact rule reads the contact's account. Not yet compiled: SQLite.
+`account.X` in a contact rule reads the contact's account. On SQLite a field test calls
+`wf_test`, which runs the Python compiler inside SQLite (engine/rules/sqlite.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from engine.rules import sqlite as sqlite_rules
 from engine.rules.ast import (
     Aggregate,
     AggregateCompare,
@@ -201,22 +203,25 @@ def _contains(access: _Access, needle: str) -> ColumnElement[bool]:
     return false()
 
 
-def to_sql(rule: Rule, *, table: Any, now: datetime) -> ColumnElement[bool]:
-    """A boolean SQL expression over `table` with the meaning `to_python` gives the rule."""
+def to_sql(
+    rule: Rule, *, table: Any, now: datetime, dialect: str = "postgresql"
+) -> ColumnElement[bool]:
+    """A boolean SQL expression over `table` with the meaning `to_python` gives the rule.
+
+    `dialect` is "postgresql" or "sqlite" (SQLite needs `engine.rules.sqlite.install`).
+    """
     leaf_field = getattr(rule, "field", None)
-    if (
-        isinstance(leaf_field, Field)
-        and len(leaf_field.path) > 1
-        and leaf_field.path[0] == "account"
-    ):
-        return _on_account(rule, leaf_field, table, now)
+    if isinstance(leaf_field, Field) and leaf_field.path[0] == "account" and leaf_field.path[1:]:
+        return _on_account(rule, leaf_field, table, now, dialect)
+    if dialect == "sqlite" and isinstance(leaf_field, Field):
+        return _sqlite_leaf(rule, table, now)
     match rule:
         case Or(items):
-            return or_(*(to_sql(i, table=table, now=now) for i in items))
+            return or_(*(to_sql(i, table=table, now=now, dialect=dialect) for i in items))
         case And(items):
-            return and_(*(to_sql(i, table=table, now=now) for i in items))
+            return and_(*(to_sql(i, table=table, now=now, dialect=dialect) for i in items))
         case Not(item):
-            return not_(to_sql(item, table=table, now=now))
+            return not_(to_sql(item, table=table, now=now, dialect=dialect))
         case Compare(field, op, value):
             return _compare(_access(table, field), op, value)
         case In(field, values):
@@ -242,7 +247,8 @@ def to_sql(rule: Rule, *, table: Any, now: datetime) -> ColumnElement[bool]:
                 stamp < moment if relation == "before" else stamp > moment, false()
             )
         case AggregateCompare(aggregate, op, number):
-            return _op(_aggregate(aggregate, table, now), op, literal(number, Numeric))
+            counted = _aggregate(aggregate, table, now, dialect)
+            return _op(counted, op, literal(number, Numeric))
     raise TypeError(f"not a rule node: {rule!r}")
 
 
@@ -256,7 +262,31 @@ class _NoRecord:
         raise TypeError("no aggregate on account.")
 
 
-def _on_account(rule: Rule, field: Field, table: Any, now: datetime) -> ColumnElement[bool]:
+def _sqlite_leaf(rule: Rule, table: Any, now: datetime) -> ColumnElement[bool]:
+    """On SQLite a field test runs `to_python` in SQLite (see engine.rules.sqlite)."""
+    if "properties" in table.c:
+        record = func.json_object(
+            "$properties", func.json(table.c.properties), "timestamp", table.c.timestamp
+        )
+    else:
+        columns = [name for name in BUILTIN_COLUMNS if name in table.c]
+        pairs: list[Any] = [
+            "$columns",
+            func.json_array(*columns),
+            "$traits",
+            func.json(table.c.traits),
+        ]
+        for name in columns:
+            pairs += [name, table.c[name]]
+        record = func.json_object(*pairs)
+    return (
+        func.wf_test(literal(sqlite_rules.leaf_json(rule)), record, literal(now.isoformat())) == 1
+    )
+
+
+def _on_account(
+    rule: Rule, field: Field, table: Any, now: datetime, dialect: str
+) -> ColumnElement[bool]:
     """`account.X ...` in a contact rule: the same test on the contact's account row, and
     for a contact without an account, what the test gives on a record with nothing set."""
     if "account_id" not in table.c:
@@ -264,7 +294,7 @@ def _on_account(rule: Rule, field: Field, table: Any, now: datetime) -> ColumnEl
     accounts = ACCOUNTS.alias("acct")
     inner: Rule = dataclasses.replace(rule, field=Field(field.path[1:]))  # type: ignore[arg-type]
     on_account = (
-        select(to_sql(inner, table=accounts, now=now))
+        select(to_sql(inner, table=accounts, now=now, dialect=dialect))
         .where(accounts.c.id == table.c.account_id)
         .scalar_subquery()
     )
@@ -272,13 +302,13 @@ def _on_account(rule: Rule, field: Field, table: Any, now: datetime) -> ColumnEl
     return func.coalesce(on_account, literal(without))
 
 
-def _aggregate(aggregate: Aggregate, table: Table, now: datetime) -> Any:
+def _aggregate(aggregate: Aggregate, table: Table, now: datetime, dialect: str) -> Any:
     """count() as a correlated count of the record's events; trend() from two such counts."""
     events = EVENTS.alias("ev")
     owner = events.c.account_id if table.name == "accounts" else events.c.contact_id
     conditions = [owner == table.c.id, events.c.name == aggregate.event]
     if aggregate.where is not None:
-        conditions.append(to_sql(aggregate.where, table=events, now=now))
+        conditions.append(to_sql(aggregate.where, table=events, now=now, dialect=dialect))
     span = timedelta(seconds=aggregate.window.seconds)
 
     def count(start: datetime, end: datetime) -> Any:

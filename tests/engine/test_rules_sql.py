@@ -1,7 +1,8 @@
 """One rule language, two compilers: SQL over the table agrees with Python over each record.
 
 A hypothesis property test generates rules and records (numeric strings, mixed case, `%` and
-`_` in values, empty and missing values, window edges) and compares the two on PostgreSQL.
+`_` in values, empty and missing values, window edges) and compares the two on PostgreSQL
+and on SQLite.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from engine.rules.to_sql import BUILTIN_COLUMNS, NotCompiled, to_sql
 from engine.rules.values import MISSING
 from storage.models import Account, Contact, Event
 from storage.queries.ingest import ACCOUNTS, CONTACTS
+
+pytestmark = pytest.mark.both_dbs
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -88,7 +91,11 @@ def matching(db: Engine, rows: list[Row], rule: Rule) -> tuple[set[int], set[int
                 ids.append(inserted.scalar_one())
                 _store_events(conn, ids[-1], n, row.events)
             selected = set(
-                conn.scalars(select(ACCOUNTS.c.id).where(to_sql(rule, table=ACCOUNTS, now=NOW)))
+                conn.scalars(
+                    select(ACCOUNTS.c.id).where(
+                        to_sql(rule, table=ACCOUNTS, now=NOW, dialect=db.dialect.name)
+                    )
+                )
             )
         finally:
             transaction.rollback()
@@ -350,14 +357,14 @@ def test_aggregates_agree_on_the_edges(db: Engine, text: str, offsets: list[time
     rule=parse("when within 7d"),
     records=[Row({"created_at": NOW}, {"when": "2026-11-18T12:00:00Z"})],
 )
-def test_sql_and_python_agree_on_postgresql(db: Engine, rule: Rule, records: list[Row]) -> None:
+def test_sql_and_python_agree(db: Engine, rule: Rule, records: list[Row]) -> None:
     selected, accepted = matching(db, records, rule)
     assert selected == accepted, str(rule)
 
 
 def test_account_fields_belong_in_contact_rules(db: Engine) -> None:
     with pytest.raises(NotCompiled):
-        to_sql(parse('account.plan = "pro"'), table=ACCOUNTS, now=NOW)
+        to_sql(parse('account.plan = "pro"'), table=ACCOUNTS, now=NOW, dialect=db.dialect.name)
 
 
 @dataclass
@@ -391,7 +398,9 @@ def matching_contacts(db: Engine, rows: list[ContactRow], rule: Rule) -> tuple[s
                 contact = {**_record_values(f"c{n}", row.own), "account_id": account_id}
                 inserted = conn.execute(insert(Contact).values(contact).returning(Contact.id))
                 ids.append(inserted.scalar_one())
-            query = select(CONTACTS.c.id).where(to_sql(rule, table=CONTACTS, now=NOW))
+            query = select(CONTACTS.c.id).where(
+                to_sql(rule, table=CONTACTS, now=NOW, dialect=db.dialect.name)
+            )
             selected = set(conn.scalars(query))
         finally:
             transaction.rollback()
