@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+fuzz: $(STAMP)  # the rule-language property tests with random seeds; a failure prints its blob
+	FUZZ=1 $(BIN)/pytest -q tests/engine/test_rules_parser.py tests/engine/test_rules_sql.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.rules import RuleError, from_json, parse, to_json
@@ -26,6 +26,7 @@ from engine.rules.ast import (
     Rule,
     Within,
 )
+from tests.fuzzing import property_settings
 
 EXAMPLES = [
     'status = "trial"',
@@ -178,7 +179,7 @@ aggregates = st.builds(
 rules = st.recursive(simple(fields) | aggregates, combine, max_leaves=8)
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@property_settings(300)
 @given(rules)
 def test_any_rule_prints_to_text_that_parses_back_to_it(rule: Rule) -> None:
     text = str(rule)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select
 
@@ -40,6 +40,7 @@ from engine.rules.to_sql import BUILTIN_COLUMNS, NotCompiled, to_sql
 from engine.rules.values import MISSING
 from storage.models import Account, Contact, Event
 from storage.queries.ingest import ACCOUNTS, CONTACTS
+from tests.fuzzing import property_settings
 
 pytestmark = pytest.mark.both_dbs
 
@@ -344,12 +345,7 @@ def test_aggregates_agree_on_the_edges(db: Engine, text: str, offsets: list[time
     assert accepted, "each edge case is written to hold"
 
 
-@settings(
-    max_examples=400,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@property_settings(400)
 @given(rule=rules, records=rows)
 @example(rule=parse("mrr >= 1000"), records=[Row({"created_at": NOW}, {"mrr": " 1000 "})])
 @example(rule=parse('plan != "trial"'), records=[Row({"created_at": NOW}, {})])
@@ -455,12 +451,7 @@ contact_rows = st.lists(
 )
 
 
-@settings(
-    max_examples=150,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@property_settings(150)
 @given(rule=contact_rules, records=contact_rows)
 @example(
     rule=parse('account.plan != "pro"'),
