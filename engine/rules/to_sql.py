@@ -11,6 +11,7 @@ parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` doe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Connection,
     Numeric,
     Table,
     and_,
@@ -324,3 +326,21 @@ def _aggregate(aggregate: Aggregate, table: Table, now: datetime, dialect: str) 
         (previous == 0, case((current == 0, literal(Decimal(0))), else_=literal(Decimal(100)))),
         else_=func.round(change, 1),
     )
+
+
+def aggregates_of(
+    conn: Connection,
+    *,
+    table: Table,
+    record_id: int,
+    aggregates: Sequence[Aggregate],
+    now: datetime,
+) -> dict[Aggregate, object]:
+    """Every aggregate a record's rules use, in one query (for the single-record path)."""
+    wanted = list(dict.fromkeys(aggregates))
+    if not wanted:
+        return {}
+    dialect = conn.dialect.name
+    columns = [_aggregate(a, table, now, dialect).label(f"a{i}") for i, a in enumerate(wanted)]
+    row = conn.execute(select(*columns).where(table.c.id == record_id)).one()
+    return {a: (int(v) if a.function == "count" else v) for a, v in zip(wanted, row, strict=True)}

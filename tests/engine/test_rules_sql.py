@@ -36,7 +36,7 @@ from engine.rules.ast import (
     Within,
 )
 from engine.rules.to_python import EventView, aggregate_value
-from engine.rules.to_sql import BUILTIN_COLUMNS, NotCompiled, to_sql
+from engine.rules.to_sql import BUILTIN_COLUMNS, NotCompiled, aggregates_of, to_sql
 from engine.rules.values import MISSING
 from storage.models import Account, Contact, Event
 from storage.queries.ingest import ACCOUNTS, CONTACTS
@@ -466,3 +466,27 @@ def test_contact_rules_read_the_account_the_same_both_ways(
 ) -> None:
     selected, accepted = matching_contacts(db, records, rule)
     assert selected == accepted, str(rule)
+
+
+@property_settings(60)
+@given(
+    row=st.builds(Row, columns, traits, st.lists(events, max_size=10)),
+    wanted=st.lists(aggregates.map(lambda compare: compare.aggregate), min_size=1, max_size=4),
+)
+def test_a_records_aggregates_come_in_one_query_with_python_values(
+    db: Engine, row: Row, wanted: list[Aggregate]
+) -> None:
+    with db.connect() as conn:
+        transaction = conn.begin()
+        try:
+            values = _record_values("r", row)
+            account_id = conn.execute(insert(Account).values(values).returning(Account.id))
+            record_id = account_id.scalar_one()
+            _store_events(conn, record_id, 0, row.events)
+            got = aggregates_of(
+                conn, table=ACCOUNTS, record_id=record_id, aggregates=wanted, now=NOW
+            )
+        finally:
+            transaction.rollback()
+    for aggregate in wanted:
+        assert Decimal(str(got[aggregate])) == Decimal(str(row.aggregate(aggregate))), aggregate
