@@ -20,6 +20,8 @@ from pydantic import (
     ValidationError,
 )
 
+from engine.rules.values import as_timestamp
+
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
@@ -381,17 +383,5 @@ def as_number(value: object) -> float | None:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """An ISO-8601 string or datetime as an aware UTC datetime; anything else is None."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    try:
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except OverflowError:
-        return None
+    """A timestamp as the rule language reads one (ISO-8601), aware UTC; else None."""
+    return as_timestamp(value)
