@@ -36,11 +36,6 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def is_sqlite(engine: Engine) -> bool:
-    """True when the engine talks to SQLite (no row locks, one writer at a time)."""
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str, *, application_name: str = "workflowbot", pool_size: int = 5) -> Engine:
     """Create an engine for a normalized URL, tuned for the dialect it names."""
     url = normalize_url(url)
