@@ -1,6 +1,5 @@
-"""The scheduler loop: recovery of outbox rows whose message was lost, and housekeeping.
-
-Later issues add due steps and segment refresh to the same tick.
+"""The scheduler loop: recovery of outbox rows whose message was lost, the periodic refresh
+of segments that time alone can move, and housekeeping. Later issues add due steps.
 """
 
 from __future__ import annotations
@@ -10,9 +9,12 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from engine import segments
 from engine.runtime import Runtime
 from storage.db import session_scope
-from storage.queries import outbox
+from storage.models import Segment
+from storage.queries import locks, outbox
+from storage.queries import segments as segment_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,38 @@ class Scheduler:
             self._enqueue(ids)
             total += len(ids)
 
+    def refresh_segments(self) -> int:
+        """Recompute, set-wise, each time-dependent segment whose refresh is due; the
+        difference becomes enter / leave signals. Returns how many segments were refreshed."""
+        now = self._rt.clock.now()
+        due_before = now - timedelta(seconds=self._rt.settings.segment_refresh_seconds)
+        with session_scope(self._rt.db) as session:
+            due = [
+                s.id
+                for s in segment_rows.all_segments(session)
+                if s.refreshed_at <= due_before and segments.compiled(s).deps.time_dependent
+            ]
+        done = 0
+        for segment_id in due:
+            with session_scope(self._rt.db) as session:
+                # Another scheduler may hold it, or have just refreshed it: skip, never wait.
+                if not locks.try_exclusive(session, locks.key(locks.SEGMENT, segment_id)):
+                    continue
+                segment = session.get(Segment, segment_id)
+                if segment is None or segment.refreshed_at > due_before:
+                    continue
+                refreshed = segments.refresh(session, segment=segment, now=now)
+            if refreshed is not None:
+                done += 1
+                if refreshed.entered or refreshed.left:
+                    log.info(
+                        "segment %r refreshed: %d entered, %d left",
+                        refreshed.segment,
+                        refreshed.entered,
+                        refreshed.left,
+                    )
+        return done
+
     def purge(self) -> int:
         """Forget messageIds older than 7 days and processed outbox rows older than 7 days."""
         now = self._rt.clock.now()
@@ -65,6 +99,7 @@ class Scheduler:
         recovered = self.recover_outbox()
         if recovered:
             log.warning("re-enqueued %d outbox rows left unprocessed", recovered)
+        self.refresh_segments()
         now = self._rt.clock.now()
         if self._last_purge is None or now - self._last_purge >= self._purge_every:
             self._last_purge = now

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     hubspot_api_url: str = "https://api.hubapi.com/"
     webhook_allowed_hosts: CommaList = []
     step_lease_seconds: int = Field(default=300, ge=5)
-    outbox_recovery_seconds: int = Field(default=60, ge=1)
+    outbox_recovery_seconds: int = Field(default=30, ge=1)
+    segment_refresh_seconds: int = Field(default=300, ge=1)
 
     _split_lists = field_validator(
         "secret_key", "ingest_write_keys", "slack_admins", "webhook_allowed_hosts", mode="before"

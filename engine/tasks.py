@@ -8,9 +8,8 @@ from collections.abc import Sequence
 import dramatiq
 
 from engine import broker as _broker
-from engine import runtime
+from engine import runtime, signals
 from storage.db import session_scope
-from storage.queries import outbox
 
 _broker.configured()  # never Dramatiq's implicit default broker
 
@@ -21,11 +20,13 @@ EVALUATE_CHUNK = 500
 
 @dramatiq.actor(queue_name="evaluate", max_retries=5, time_limit=60_000)
 def evaluate_outbox(outbox_ids: list[int]) -> None:
-    """Evaluate the changes recorded in these outbox rows (rule evaluation: the Rules issue)."""
+    """Turn these outbox rows into signals (each row once; see engine.signals)."""
     rt = runtime.get()
     with session_scope(rt.db) as session:
-        done = outbox.mark_processed(session, ids=outbox_ids, now=rt.clock.now())
-    log.debug("evaluated %d of %d outbox rows", len(done), len(outbox_ids))
+        done = signals.evaluate(session, outbox_ids=outbox_ids, now=rt.clock.now())
+    log.debug(
+        "evaluated %d of %d outbox rows: %d signals", done.processed, len(outbox_ids), done.signals
+    )
 
 
 def enqueue_evaluation(outbox_ids: Sequence[int]) -> None:

@@ -141,3 +141,76 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     enqueued_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class Configuration(Base):
+    """Workspace settings that come from a workflow file: the stage list, health thresholds."""
+
+    __tablename__ = "configuration"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType)
+    updated_at: Mapped[datetime]
+
+
+class Segment(Base):
+    """A saved rule over accounts or contacts; its members are stored in segment_members."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # lower(name): names are unique case-insensitively, on every database.
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # When membership was last computed in SQL (first computation, rule change, time refresh).
+    refreshed_at: Mapped[datetime]
+
+
+class SegmentMember(Base):
+    """One record in one segment, since when."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_record", "record_id"),)
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    since: Mapped[datetime]
+
+
+class Signal(Base):
+    """Something that happened to a record and may trigger a workflow, stored exactly once.
+
+    kind: segment_enter / segment_leave (key: segment id), stage_enter / stage_leave (key:
+    stage), health (key: drop / rise / change), event (key: event name).
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_record", "object_type", "object_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class HealthScore(Base):
+    """A record's health score history: one row each time the score moves (None: cleared)."""
+
+    __tablename__ = "health_scores"
+    __table_args__ = (Index("ix_health_scores_record", "object_type", "object_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[datetime]

@@ -337,10 +337,30 @@ def aggregates_of(
     now: datetime,
 ) -> dict[Aggregate, object]:
     """Every aggregate a record's rules use, in one query (for the single-record path)."""
+    return aggregates_for(
+        conn, table=table, record_ids=[record_id], aggregates=aggregates, now=now
+    ).get(record_id, {})
+
+
+def aggregates_for(
+    conn: Connection,
+    *,
+    table: Table,
+    record_ids: Sequence[int],
+    aggregates: Sequence[Aggregate],
+    now: datetime,
+) -> dict[int, dict[Aggregate, object]]:
+    """Every aggregate of several records, in one query: record id -> aggregate -> value."""
     wanted = list(dict.fromkeys(aggregates))
-    if not wanted:
+    if not wanted or not record_ids:
         return {}
     dialect = conn.dialect.name
     columns = [_aggregate(a, table, now, dialect).label(f"a{i}") for i, a in enumerate(wanted)]
-    row = conn.execute(select(*columns).where(table.c.id == record_id)).one()
-    return {a: (int(v) if a.function == "count" else v) for a, v in zip(wanted, row, strict=True)}
+    rows = conn.execute(select(table.c.id, *columns).where(table.c.id.in_(sorted(set(record_ids)))))
+    return {
+        row[0]: {
+            a: (int(v) if a.function == "count" else v)
+            for a, v in zip(wanted, row[1:], strict=True)
+        }
+        for row in rows
+    }

@@ -56,3 +56,12 @@ def purge(session: Session, *, processed_before: datetime, messages_before: date
         result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
         gone += result.rowcount or 0
     return gone
+
+
+def load(session: Session, *, ids: Sequence[int]) -> list[OutboxRow]:
+    """The outbox rows of these ids, in id order."""
+    if not ids:
+        return []
+    return list(
+        session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id))
+    )

@@ -1,0 +1,101 @@
+"""Stages and health buckets as a workflow file defines them (workflow-format.md).
+
+Stages are an ordered list matched case-insensitively; health buckets come from two
+thresholds: a score >= good is good, < bad is bad, anything between is neutral.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from storage.queries import configuration
+
+Bucket = Literal["bad", "neutral", "good"]
+Direction = Literal["drop", "rise", "change"]
+BUCKETS: tuple[Bucket, ...] = ("bad", "neutral", "good")
+
+STAGES_KEY = "stages"
+HEALTH_KEY = "health"
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The ordered stage list; empty means no list was applied and any stage is accepted."""
+
+    names: tuple[str, ...] = ()
+
+    def canonical(self, value: str) -> str | None:
+        """The listed spelling of `value` (case-insensitive), or None when it is not listed."""
+        if not self.names:
+            return value
+        folded = value.strip().casefold()
+        for name in self.names:
+            if name.casefold() == folded:
+                return name
+        return None
+
+    def allowed(self) -> str:
+        """The list as an error message shows it."""
+        return ", ".join(self.names)
+
+
+@dataclass(frozen=True)
+class Health:
+    """Thresholds: score >= good is good, score < bad is bad, else neutral."""
+
+    good: float = 70
+    bad: float = 40
+
+    def bucket(self, score: float | None) -> Bucket | None:
+        if score is None:
+            return None
+        if score >= self.good:
+            return "good"
+        if score < self.bad:
+            return "bad"
+        return "neutral"
+
+    def move(
+        self, before: float | None, after: float | None
+    ) -> tuple[Direction, Bucket | None, Bucket] | None:
+        """The signal a score change gives: (direction, from, to), or None when the bucket
+        stays, or the score was cleared (clearing emits nothing)."""
+        old, new = self.bucket(before), self.bucket(after)
+        if new is None or old == new:
+            return None
+        if old is None:
+            return "change", None, new
+        direction: Direction = "rise" if BUCKETS.index(new) > BUCKETS.index(old) else "drop"
+        return direction, old, new
+
+
+def stages(session: Session) -> Stages:
+    """The workspace's stage list (empty until a file sets one)."""
+    return Stages(tuple(configuration.get(session, key=STAGES_KEY) or ()))
+
+
+def health(session: Session) -> Health:
+    """The workspace's health thresholds (70 / 40 until a file sets them)."""
+    value = configuration.get(session, key=HEALTH_KEY)
+    return Health(**value) if value else Health()
+
+
+def validate_stages(names: Sequence[str]) -> list[str]:
+    """Problems with a stage list: empty names, and names equal but for case."""
+    problems = []
+    seen: dict[str, str] = {}
+    for i, name in enumerate(names):
+        if not name.strip():
+            problems.append(f"stages[{i}]: a stage needs a name")
+        elif name.casefold() in seen:
+            problems.append(
+                f"stages[{i}]: {name!r} repeats {seen[name.casefold()]!r}"
+                " (stages match case-insensitively)"
+            )
+        else:
+            seen[name.casefold()] = name
+    return problems

@@ -1,0 +1,195 @@
+"""Segments: saved rules over accounts or contacts, with membership stored and kept current.
+
+A new segment's first computation stores its members without signals. Recomputing in SQL
+(a rule change, or the periodic refresh of a segment that time alone can move) turns the
+difference into segment_enter / segment_leave signals, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table
+from sqlalchemy.orm import Session
+
+from engine.rules import Predicate, Rule, parse, to_python
+from engine.rules.analysis import Dependencies, account_fields, dependencies
+from engine.rules.to_sql import to_sql
+from storage.models import Segment
+from storage.queries import locks, signals
+from storage.queries import segments as q
+from storage.queries.ingest import ACCOUNTS, CONTACTS
+
+OBJECT_TYPES = ("account", "contact")
+
+
+class SegmentError(ValueError):
+    """A segment definition is wrong; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A segment ready to evaluate: its rule, Python predicate and what the rule reads."""
+
+    id: int
+    name: str
+    object_type: str
+    rule: Rule
+    predicate: Predicate
+    deps: Dependencies
+
+
+def table_for(object_type: str) -> Table:
+    return ACCOUNTS if object_type == "account" else CONTACTS
+
+
+def check_rule(object_type: str, text: str) -> Rule:
+    """Parse a segment rule for its object; RuleError or SegmentError say what is wrong."""
+    if object_type not in OBJECT_TYPES:
+        raise SegmentError(f'object must be "account" or "contact", not {object_type!r}')
+    rule = parse(text)
+    if object_type == "account" and (fields := account_fields(rule)):
+        raise SegmentError(f"{fields[0]}: account. fields belong in contact rules")
+    return rule
+
+
+@lru_cache(maxsize=4096)
+def _compile(text: str) -> tuple[Rule, Predicate, Dependencies]:
+    rule = parse(text)
+    return rule, to_python(rule), dependencies(rule)
+
+
+def compiled(segment: Segment) -> Compiled:
+    rule, predicate, deps = _compile(segment.rule)
+    return Compiled(segment.id, segment.name, segment.object_type, rule, predicate, deps)
+
+
+def load(session: Session) -> list[Compiled]:
+    """Every segment, compiled (compilation is cached by rule text)."""
+    return [compiled(s) for s in q.all_segments(session)]
+
+
+def condition(segment: Segment, *, session: Session, now: datetime) -> ColumnElement[bool]:
+    """The segment's rule as SQL over its table, at `now`."""
+    rule, _, _ = _compile(segment.rule)
+    dialect = session.get_bind().dialect.name
+    return to_sql(rule, table=table_for(segment.object_type), now=now, dialect=dialect)
+
+
+def create(
+    session: Session, *, name: str, object_type: str, rule: str, now: datetime
+) -> tuple[Segment, int]:
+    """Store a new segment and its first membership, without signals; returns it and its size."""
+    check_rule(object_type, rule)
+    segment = Segment(
+        name=name.strip(),
+        name_key=q.name_key(name),
+        object_type=object_type,
+        rule=rule,
+        created_at=now,
+        updated_at=now,
+        refreshed_at=now,
+    )
+    session.add(segment)
+    session.flush()
+    locks.take(session, [locks.key(locks.SEGMENT, segment.id)])
+    table = table_for(object_type)
+    size = q.fill(
+        session,
+        segment_id=segment.id,
+        table=table,
+        condition=condition(segment, session=session, now=now),
+        now=now,
+    )
+    return segment, size
+
+
+def preview(session: Session, *, segment: Segment, rule: str, now: datetime) -> tuple[int, int]:
+    """How many records would enter and leave if the segment's rule became `rule` now."""
+    check_rule(segment.object_type, rule)
+    probe = Segment(id=segment.id, object_type=segment.object_type, rule=rule)
+    return q.diff_counts(
+        session,
+        segment_id=segment.id,
+        table=table_for(segment.object_type),
+        condition=condition(probe, session=session, now=now),
+    )
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    segment: str
+    entered: int
+    left: int
+
+
+def change_rule(session: Session, *, segment: Segment, rule: str, now: datetime) -> Refreshed:
+    """Give the segment a new rule and recompute it; enter / leave are signals."""
+    check_rule(segment.object_type, rule)
+    locks.take(session, [locks.key(locks.SEGMENT, segment.id)])
+    segment.rule = rule
+    segment.updated_at = now
+    session.flush()
+    refreshed = refresh(session, segment=segment, now=now)
+    assert refreshed is not None
+    return refreshed
+
+
+def refresh(
+    session: Session, *, segment: Segment, now: datetime, wait: bool = True
+) -> Refreshed | None:
+    """Recompute membership set-wise and store a signal for each record that entered or left.
+
+    Holds the segment's lock, so record evaluations of this segment wait (or, with
+    `wait=False`, returns None at once when one is running).
+    """
+    lock = locks.key(locks.SEGMENT, segment.id)
+    if wait:
+        locks.take(session, [lock])
+    elif not locks.try_exclusive(session, lock):
+        return None
+    entered, left = q.refresh(
+        session,
+        segment_id=segment.id,
+        table=table_for(segment.object_type),
+        condition=condition(segment, session=session, now=now),
+        now=now,
+    )
+    rows = [
+        membership_signal(segment.object_type, record_id, segment, "enter", now)
+        for record_id in entered
+    ] + [
+        membership_signal(segment.object_type, record_id, segment, "leave", now)
+        for record_id in left
+    ]
+    signals.store(session, rows=rows, now=now)
+    segment.refreshed_at = now
+    return Refreshed(segment.name, len(entered), len(left))
+
+
+def membership_signal(
+    object_type: str, record_id: int, segment: Segment | Compiled, move: str, at: datetime
+) -> dict[str, Any]:
+    """A segment_enter / segment_leave signal row."""
+    return {
+        "object_type": object_type,
+        "object_id": record_id,
+        "kind": f"segment_{move}",
+        "key": str(segment.id),
+        "detail": {"segment": segment.name},
+        "occurred_at": at,
+    }
+
+
+def delete(session: Session, *, name: str) -> Segment:
+    """Delete a segment and its membership; SegmentError when there is none of that name."""
+    segment = q.by_name(session, name=name)
+    if segment is None:
+        raise SegmentError(f"no segment named {name!r}")
+    locks.take(session, [locks.key(locks.SEGMENT, segment.id)])
+    session.delete(segment)
+    session.flush()
+    return segment

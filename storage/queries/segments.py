@@ -1,0 +1,178 @@
+"""Segments and their stored membership: lookup, set-wise fill and refresh, per-record edits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.base import UTCDateTime
+from storage.models import Segment, SegmentMember
+
+MEMBERS: Table = SegmentMember.__table__  # type: ignore[assignment]
+
+
+def all_segments(session: Session) -> list[Segment]:
+    """Every segment, by id."""
+    return list(session.scalars(select(Segment).order_by(Segment.id)))
+
+
+def by_name(session: Session, *, name: str) -> Segment | None:
+    """The segment of this name, compared case-insensitively."""
+    return session.scalar(select(Segment).where(Segment.name_key == name_key(name)))
+
+
+def name_key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def member_counts(session: Session) -> dict[int, int]:
+    """segment id -> how many members it has."""
+    rows = session.execute(
+        select(MEMBERS.c.segment_id, func.count()).group_by(MEMBERS.c.segment_id)
+    )
+    return {segment_id: count for segment_id, count in rows}
+
+
+def _is_member(segment_id: int, table: Table) -> Any:
+    return exists().where(MEMBERS.c.segment_id == segment_id, MEMBERS.c.record_id == table.c.id)
+
+
+def _still_matches(segment_id: int, table: Table, condition: ColumnElement[bool]) -> Any:
+    return exists(
+        select(literal(1)).select_from(table).where(table.c.id == MEMBERS.c.record_id, condition)
+    )
+
+
+def fill(
+    session: Session,
+    *,
+    segment_id: int,
+    table: Table,
+    condition: ColumnElement[bool],
+    now: datetime,
+) -> int:
+    """Store every record matching `condition` as a member (a first computation); returns
+    the segment's size."""
+    session.execute(
+        insert(MEMBERS).from_select(
+            ["segment_id", "record_id", "since"],
+            select(literal(segment_id, BigInteger), table.c.id, literal(now, UTCDateTime())).where(
+                condition, ~_is_member(segment_id, table)
+            ),
+        )
+    )
+    # rowcount of INSERT ... SELECT is not reported by every driver: count what is there.
+    return int(
+        session.scalar(
+            select(func.count()).select_from(MEMBERS).where(MEMBERS.c.segment_id == segment_id)
+        )
+        or 0
+    )
+
+
+def diff_counts(
+    session: Session, *, segment_id: int, table: Table, condition: ColumnElement[bool]
+) -> tuple[int, int]:
+    """How many records would enter and leave if membership were recomputed now."""
+    entering = session.scalar(
+        select(func.count()).select_from(table).where(condition, ~_is_member(segment_id, table))
+    )
+    leaving = session.scalar(
+        select(func.count())
+        .select_from(MEMBERS)
+        .where(MEMBERS.c.segment_id == segment_id, ~_still_matches(segment_id, table, condition))
+    )
+    return int(entering or 0), int(leaving or 0)
+
+
+def refresh(
+    session: Session,
+    *,
+    segment_id: int,
+    table: Table,
+    condition: ColumnElement[bool],
+    now: datetime,
+) -> tuple[list[int], list[int]]:
+    """Recompute membership set-wise; returns the record ids that entered and that left."""
+    entered = session.scalars(
+        insert(MEMBERS)
+        .from_select(
+            ["segment_id", "record_id", "since"],
+            select(literal(segment_id, BigInteger), table.c.id, literal(now, UTCDateTime())).where(
+                condition, ~_is_member(segment_id, table)
+            ),
+        )
+        .returning(MEMBERS.c.record_id)
+    ).all()
+    left = session.scalars(
+        delete(MEMBERS)
+        .where(MEMBERS.c.segment_id == segment_id, ~_still_matches(segment_id, table, condition))
+        .returning(MEMBERS.c.record_id)
+    ).all()
+    return list(entered), list(left)
+
+
+def memberships(
+    session: Session, *, segment_ids: Collection[int], record_ids: Collection[int]
+) -> set[tuple[int, int]]:
+    """The (segment id, record id) pairs stored among these segments and records."""
+    if not segment_ids or not record_ids:
+        return set()
+    rows = session.execute(
+        select(MEMBERS.c.segment_id, MEMBERS.c.record_id).where(
+            MEMBERS.c.record_id.in_(sorted(record_ids)),
+            MEMBERS.c.segment_id.in_(sorted(segment_ids)),
+        )
+    )
+    return {(s, r) for s, r in rows}
+
+
+def add(
+    session: Session, *, pairs: Iterable[tuple[int, int]], now: datetime
+) -> list[tuple[int, int]]:
+    """Insert memberships; returns the pairs this call added (not those already there)."""
+    rows = [{"segment_id": s, "record_id": r, "since": now} for s, r in sorted(set(pairs))]
+    if not rows:
+        return []
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(MEMBERS)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(MEMBERS.c.segment_id, MEMBERS.c.record_id)
+    )
+    return [(s, r) for s, r in session.execute(stmt)]
+
+
+def remove(session: Session, *, pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Delete memberships; returns the pairs this call removed."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return []
+    rows = session.execute(
+        delete(MEMBERS)
+        .where(tuple_(MEMBERS.c.segment_id, MEMBERS.c.record_id).in_(wanted))
+        .returning(MEMBERS.c.segment_id, MEMBERS.c.record_id)
+    )
+    return [(s, r) for s, r in rows]
+
+
+def segment_ids(session: Session) -> list[int]:
+    """Every segment's id, ascending."""
+    return list(session.scalars(select(Segment.id).order_by(Segment.id)))
