@@ -2,6 +2,7 @@
 
 Auth as Segment does it (the write key as the Basic user name, or a Bearer token); limits of
 32 KB per message and 500 KB per batch; 400 names every bad field; a batch is all-or-nothing.
+`stage` traits are checked against the workspace's stage list, kept in a `StageCache`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from datetime import UTC, datetime
 
 import pydantic_core
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine import lifecycle
 from engine.ingest import schema
 from engine.ingest.writer import IngestWriter
 
@@ -86,23 +89,39 @@ def _check_item_sizes(body: bytes) -> None:
             raise _TooLarge(f"batch[{index}]", size, schema.MAX_MESSAGE_BYTES)
 
 
-def _parse(call: str, body: bytes, now: datetime) -> list[schema.Change]:
+def _unavailable() -> JSONResponse:
+    return _errors(
+        503,
+        [schema.FieldError("body", "storage is unavailable; retry later")],
+        **{"Retry-After": "5"},
+    )
+
+
+async def _stages(cache: lifecycle.StageCache) -> lifecycle.Stages:
+    """The stage list; only a stale cache costs a thread (and a query)."""
+    stages = cache.fresh()
+    return stages if stages is not None else await run_in_threadpool(cache.get)
+
+
+def _parse(call: str, body: bytes, now: datetime, stages: lifecycle.Stages) -> list[schema.Change]:
     if call == "batch":
         _check_item_sizes(body)
-        return schema.parse_batch(body, now=now)
+        return schema.parse_batch(body, now=now, stages=stages)
     if call in schema.SINGLE:
-        return [schema.parse_single(call, body, now=now)]
+        return [schema.parse_single(call, body, now=now, stages=stages)]
     try:
         data = pydantic_core.from_json(body)  # as parse_single and parse_batch parse
     except ValueError as exc:
         raise schema.InvalidPayload([schema.FieldError("body", f"Invalid JSON: {exc}")]) from None
     if not isinstance(data, dict):
         raise schema.InvalidPayload([schema.FieldError("body", "Input should be an object")])
-    return [schema.parse_call({**data, "type": call}, now=now)]
+    return [schema.parse_call({**data, "type": call}, now=now, stages=stages)]
 
 
-def make_routes(*, writer: IngestWriter, write_keys: list[str]) -> list[Route]:
-    """The /v1 routes, bound to a running writer and the accepted write keys."""
+def make_routes(
+    *, writer: IngestWriter, write_keys: list[str], stages: lifecycle.StageCache
+) -> list[Route]:
+    """The /v1 routes, bound to a running writer, the accepted write keys and the stage list."""
 
     async def ingest(request: Request) -> Response:
         call = request.url.path.rsplit("/", 1)[-1]
@@ -115,23 +134,22 @@ def make_routes(*, writer: IngestWriter, write_keys: list[str]) -> list[Route]:
         limit = schema.MAX_BATCH_BYTES if call == "batch" else schema.MAX_MESSAGE_BYTES
         try:
             body = await _read_body(request, limit)
-            changes = _parse(call, body, datetime.now(UTC))
+            changes = _parse(call, body, datetime.now(UTC), await _stages(stages))
         except _TooLarge as exc:
             message = f"is {exc.size} bytes; the limit is {exc.limit}"
             return _errors(413, [schema.FieldError(exc.field, message)])
         except schema.InvalidPayload as exc:
             return _errors(400, exc.errors)
+        except OperationalError as exc:  # the stage list could not be read
+            log.warning("ingest unavailable: %s", exc)
+            return _unavailable()
         try:
             await asyncio.wait_for(
                 asyncio.wrap_future(writer.submit(changes)), WRITE_TIMEOUT_SECONDS
             )
         except (TimeoutError, OperationalError) as exc:
             log.warning("ingest unavailable: %s", exc)
-            return _errors(
-                503,
-                [schema.FieldError("body", "storage is unavailable; retry later")],
-                **{"Retry-After": "5"},
-            )
+            return _unavailable()
         except DBAPIError:
             log.exception("ingest write refused by the database")
             return _errors(400, [schema.FieldError("body", "the database refused this data")])

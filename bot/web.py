@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from bot import ingest_api
 from engine import broker as broker_mod
+from engine import lifecycle
 from engine import runtime as runtime_mod
 from engine.ingest.writer import IngestWriter
 from engine.runtime import Runtime
@@ -33,6 +34,7 @@ def create_web_app(
 ) -> Starlette:
     """Build the app; its lifespan starts the ingest writer (and, with no REDIS_URL, a worker)."""
     writer = IngestWriter(rt.db, clock=rt.clock, on_commit=lambda ids: enqueue(ids))
+    stages = lifecycle.StageCache(lambda: lifecycle.load_stages(rt.db), clock=rt.clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -64,7 +66,9 @@ def create_web_app(
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        *ingest_api.make_routes(writer=writer, write_keys=rt.settings.ingest_write_keys),
+        *ingest_api.make_routes(
+            writer=writer, write_keys=rt.settings.ingest_write_keys, stages=stages
+        ),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

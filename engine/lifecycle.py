@@ -6,12 +6,18 @@ thresholds: a score >= good is good, < bad is bad, anything between is neutral.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from engine.clock import Clock
+from engine.rules.lifecycle import Lifecycle
+from storage.db import session_scope
 from storage.queries import configuration
 
 Bucket = Literal["bad", "neutral", "good"]
@@ -41,6 +47,10 @@ class Stages:
     def allowed(self) -> str:
         """The list as an error message shows it."""
         return ", ".join(self.names)
+
+
+NO_STAGES = Stages()
+STAGE_CACHE_TTL = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,61 @@ def stages(session: Session) -> Stages:
     return Stages(tuple(configuration.get(session, key=STAGES_KEY) or ()))
 
 
+def load_stages(db: Engine) -> Stages:
+    """The workspace's stage list, read in a unit of work of its own."""
+    with session_scope(db) as session:
+        return stages(session)
+
+
+class StageCache:
+    """The stage list as a long-running process keeps it: read again at most once per `ttl`.
+
+    Ingestion checks every `stage` trait against the list; a list applied meanwhile is seen
+    within `ttl`. Safe to share between threads: concurrent callers of a stale cache wait for
+    one load.
+    """
+
+    def __init__(
+        self, load: Callable[[], Stages], *, clock: Clock, ttl: timedelta = STAGE_CACHE_TTL
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entry: tuple[Stages, datetime] | None = None
+
+    def fresh(self) -> Stages | None:
+        """The list while younger than `ttl`, else None (`get` would load it); never blocks."""
+        entry = self._entry
+        if entry is None:
+            return None
+        value, loaded_at = entry
+        # A clock that went back counts as stale too, so a jump never pins an old list.
+        return value if loaded_at <= self._clock.now() < loaded_at + self._ttl else None
+
+    def get(self) -> Stages:
+        """The list, loaded when stale; may block on the load (the database)."""
+        value = self.fresh()
+        if value is not None:
+            return value
+        with self._lock:
+            value = self.fresh()  # another thread may have loaded it while this one waited
+            if value is None:
+                value = self._load()
+                self._entry = (value, self._clock.now())
+            return value
+
+
 def health(session: Session) -> Health:
     """The workspace's health thresholds (70 / 40 until a file sets them)."""
     value = configuration.get(session, key=HEALTH_KEY)
     return Health(**value) if value else Health()
+
+
+def current(session: Session) -> Lifecycle:
+    """What rules need of the workspace: the stage list and the health thresholds."""
+    h = health(session)
+    return Lifecycle(stages(session).names, h.good, h.bad)
 
 
 def validate_stages(names: Sequence[str]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Engine
 
+from engine import lifecycle
 from engine.clock import Clock
 from engine.ingest import schema
 from engine.ingest.rows import KINDS, ImportFailed, Problem, Record, check_header, to_change
@@ -80,7 +81,8 @@ def import_file(
     """Check every row, then write the valid ones in committed batches (none if any is bad).
 
     `on_commit` gets each batch's outbox ids after its commit. Raises ImportFailed when the
-    file cannot be read as `kind` at all.
+    file cannot be read as `kind` at all. Stages are checked against the list as it was at
+    the start.
     """
     if kind not in KINDS:
         raise ImportFailed(
@@ -89,11 +91,12 @@ def import_file(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     fmt = resolve_format(path, fmt)
+    stages = lifecycle.load_stages(db)
     summary = Summary()
     for record in _records(path, kind, fmt, "check", on_progress):
         summary.rows += 1
         try:
-            to_change(kind, record, now=clock.now())
+            to_change(kind, record, now=clock.now(), stages=stages)
         except InvalidPayload as exc:
             summary.invalid += 1
             summary.problem_count += len(exc.errors)
@@ -110,6 +113,7 @@ def import_file(
         kind,
         fmt,
         summary=summary,
+        stages=stages,
         clock=clock,
         on_commit=on_commit,
         signals=signals,
@@ -126,6 +130,7 @@ def _write(
     fmt: str,
     *,
     summary: Summary,
+    stages: lifecycle.Stages,
     clock: Clock,
     on_commit: Callable[[list[int]], None],
     signals: bool,
@@ -154,7 +159,7 @@ def _write(
 
     for record in _records(path, kind, fmt, "write", on_progress):
         try:
-            batch.append(to_change(kind, record, now=clock.now()))
+            batch.append(to_change(kind, record, now=clock.now(), stages=stages))
         except InvalidPayload:
             continue  # counted and reported by pass 1
         if len(batch) >= batch_size:

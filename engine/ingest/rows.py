@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.ingest import schema
 from engine.ingest.schema import Change, FieldError, InvalidPayload
+from engine.lifecycle import NO_STAGES, Stages
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +124,13 @@ def check_header(kind: str, header: list[str], line: int) -> None:
         raise ImportFailed(problems)
 
 
-def to_change(kind: str, record: Record, *, now: datetime) -> Change:
+def to_change(kind: str, record: Record, *, now: datetime, stages: Stages = NO_STAGES) -> Change:
     """Validate one row as the API would, or raise InvalidPayload naming the file's columns."""
     if record.error is not None:
         raise InvalidPayload([record.error])
     call, sources = to_call(kind, record.data)
     try:
-        return schema.parse_call(call, now=now)
+        return schema.parse_call(call, now=now, stages=stages)
     except InvalidPayload as exc:
         errors = [FieldError(_source(e.field, sources), e.message) for e in exc.errors]
         raise InvalidPayload(errors) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -20,6 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
+from engine.lifecycle import NO_STAGES, Stages
 from engine.rules.values import as_timestamp
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -187,16 +189,18 @@ def _errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     return errors
 
 
-def parse_single(call: str, body: bytes | str, *, now: datetime) -> Change:
+def parse_single(
+    call: str, body: bytes | str, *, now: datetime, stages: Stages = NO_STAGES
+) -> Change:
     """Validate one identify/group/track body and reduce it, or raise InvalidPayload."""
     try:
         model = SINGLE[call].validate_json(body)
     except ValidationError as exc:
         raise InvalidPayload(_errors(exc)) from None
-    return reduce(model, now=now)
+    return reduce(model, now=now, stages=stages)
 
 
-def parse_batch(body: bytes | str, *, now: datetime) -> list[Change]:
+def parse_batch(body: bytes | str, *, now: datetime, stages: Stages = NO_STAGES) -> list[Change]:
     """Validate a batch body, all-or-nothing, and reduce every call, or raise InvalidPayload.
 
     Every bad message is reported, each under `batch[INDEX]`.
@@ -219,7 +223,7 @@ def parse_batch(body: bytes | str, *, now: datetime) -> list[Change]:
         if isinstance(item, dict) and "context" not in item and isinstance(shared_context, dict):
             item = {**item, "context": shared_context}
         try:
-            changes.append(parse_call(item, now=now))
+            changes.append(parse_call(item, now=now, stages=stages))
         except InvalidPayload as exc:
             errors += [FieldError(f"batch[{index}]{_join(e.field)}", e.message) for e in exc.errors]
     if errors:
@@ -231,13 +235,13 @@ def _join(field: str) -> str:
     return "" if field == "body" else f".{field}"
 
 
-def parse_call(data: object, *, now: datetime) -> Change:
+def parse_call(data: object, *, now: datetime, stages: Stages = NO_STAGES) -> Change:
     """Validate one call given as a dict with its `type` (batch items, import rows)."""
     try:
         model = CALL.validate_python(data)
     except ValidationError as exc:
         raise InvalidPayload(_errors(exc)) from None
-    return reduce(model, now=now)
+    return reduce(model, now=now, stages=stages)
 
 
 def _utc(value: datetime | None, now: datetime) -> datetime:
@@ -267,7 +271,9 @@ def check_values(value: object, path: str, errors: list[FieldError]) -> None:
             check_values(item, f"{path}[{index}]", errors)
 
 
-def reduce(model: Identify | Group | Track | Page | Alias, *, now: datetime) -> Change:
+def reduce(
+    model: Identify | Group | Track | Page | Alias, *, now: datetime, stages: Stages = NO_STAGES
+) -> Change:
     """Turn a validated call into a Change, checking the built-in traits it sets."""
     if model.userId is None and model.anonymousId is None and not isinstance(model, Group):
         raise InvalidPayload([FieldError("userId", "userId or anonymousId is required")])
@@ -291,16 +297,15 @@ def reduce(model: Identify | Group | Track | Page | Alias, *, now: datetime) -> 
         generated_id=model.messageId is None,
     )
     if isinstance(model, Identify):
-        check_traits(model.traits, "contact", "traits")
-        company = model.traits.get("company")
+        traits = check_traits(model.traits, "contact", "traits", stages=stages)
+        company = traits.get("company")
         company_id = company.get("id") if isinstance(company, dict) else None
         change.account = model.groupId or context_group or _as_id(company_id)
-        change.contact_traits = model.traits
+        change.contact_traits = traits
         change.link = change.account is not None
     elif isinstance(model, Group):
-        check_traits(model.traits, "account", "traits")
+        change.account_traits = check_traits(model.traits, "account", "traits", stages=stages)
         change.account = model.groupId
-        change.account_traits = model.traits
         change.link = change.contact is not None
     elif isinstance(model, Track | Page):
         change.account = context_group
@@ -326,16 +331,26 @@ def _as_id(value: object) -> str | None:
     return text[:200] or None
 
 
-def check_traits(traits: dict[str, Any], object_type: str, prefix: str) -> None:
-    """Refuse built-in traits of the wrong shape, naming each one (null always clears)."""
-    errors = []
-    for key, problem in _trait_problems(traits, object_type):
-        errors.append(FieldError(f"{prefix}.{key}", problem))
+def check_traits(
+    traits: dict[str, Any], object_type: str, prefix: str, *, stages: Stages = NO_STAGES
+) -> dict[str, Any]:
+    """Refuse built-in traits of the wrong shape and unlisted stages, naming each one.
+
+    Returns the traits with `stage` in its listed spelling; null always clears a trait.
+    """
+    problems = _trait_problems(traits, object_type, stages)
+    errors = [FieldError(f"{prefix}.{key}", problem) for key, problem in problems]
     if errors:
         raise InvalidPayload(errors)
+    stage = traits.get("stage")
+    if not isinstance(stage, str) or not stages.names:
+        return traits  # no list applied: the stage is kept as sent
+    return {**traits, "stage": stages.canonical(stage)}
 
 
-def _trait_problems(traits: dict[str, Any], object_type: str) -> list[tuple[str, str]]:
+def _trait_problems(
+    traits: dict[str, Any], object_type: str, stages: Stages
+) -> list[tuple[str, str]]:
     problems = []
     for key, value in traits.items():
         if value is None:
@@ -357,6 +372,9 @@ def _trait_problems(traits: dict[str, Any], object_type: str) -> list[tuple[str,
                 problems.append((key, "must be a non-empty string"))
             elif len(value.strip()) > MAX_STAGE_CHARS:
                 problems.append((key, f"must be at most {MAX_STAGE_CHARS} characters"))
+            elif stages.canonical(value) is None:
+                sent = json.dumps(value, ensure_ascii=False)
+                problems.append((key, f"{sent} is not a stage; the stages are {stages.allowed()}"))
         elif key in ("name", "first_name", "firstName", "last_name", "lastName"):
             if not isinstance(value, str):
                 problems.append((key, "must be a string"))
