@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from dramatiq.brokers.stub import StubBroker
+
 from engine import segments
 from engine.runtime import Runtime
 from storage.db import session_scope
@@ -18,6 +20,7 @@ from storage.queries import segments as segment_rows
 
 log = logging.getLogger(__name__)
 
+OUTBOX_POLL_SECONDS = 2
 MESSAGE_ID_RETENTION = timedelta(days=7)
 PROCESSED_OUTBOX_RETENTION = timedelta(days=7)
 
@@ -32,17 +35,27 @@ class Scheduler:
         enqueue: Callable[[Sequence[int]], None],
         tick_seconds: float = 1.0,
         purge_every: timedelta = timedelta(hours=1),
+        poll_outbox: bool | None = None,
     ) -> None:
+        """`poll_outbox` (default: when the broker is in-process, i.e. no REDIS_URL) takes
+        every outbox row left unprocessed for 2 s, so work other processes committed (an
+        import, another web process) is evaluated here; with Redis only rows whose message
+        is overdue (OUTBOX_RECOVERY_SECONDS) are re-enqueued."""
         self._rt = rt
         self._enqueue = enqueue
         self._tick = tick_seconds
         self._purge_every = purge_every
         self._last_purge: datetime | None = None
+        if poll_outbox is None:
+            poll_outbox = isinstance(rt.broker, StubBroker)
+        self._recovery = timedelta(
+            seconds=OUTBOX_POLL_SECONDS if poll_outbox else rt.settings.outbox_recovery_seconds
+        )
 
     def recover_outbox(self) -> int:
         """Re-enqueue unprocessed outbox rows whose message is overdue; returns how many."""
         now = self._rt.clock.now()
-        overdue = now - timedelta(seconds=self._rt.settings.outbox_recovery_seconds)
+        overdue = now - self._recovery
         total = 0
         while True:
             with session_scope(self._rt.db) as session:
@@ -58,10 +71,11 @@ class Scheduler:
         now = self._rt.clock.now()
         due_before = now - timedelta(seconds=self._rt.settings.segment_refresh_seconds)
         with session_scope(self._rt.db) as session:
+            timed = {c.id for c in segments.load(session) if c.deps.time_dependent}
             due = [
                 s.id
                 for s in segment_rows.all_segments(session)
-                if s.refreshed_at <= due_before and segments.compiled(s).deps.time_dependent
+                if s.id in timed and s.refreshed_at <= due_before
             ]
         done = 0
         for segment_id in due:

@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table
 from sqlalchemy.orm import Session
 
+from engine import lifecycle as workspace_lifecycle
 from engine.rules import Predicate, Rule, parse, to_python
 from engine.rules.analysis import Dependencies, account_fields, dependencies
+from engine.rules.lifecycle import Lifecycle, resolve
 from engine.rules.to_sql import to_sql
 from storage.models import Segment
 from storage.queries import locks, signals
@@ -46,35 +48,45 @@ def table_for(object_type: str) -> Table:
     return ACCOUNTS if object_type == "account" else CONTACTS
 
 
-def check_rule(object_type: str, text: str) -> Rule:
-    """Parse a segment rule for its object; RuleError or SegmentError say what is wrong."""
+def check_rule(object_type: str, text: str, lifecycle: Lifecycle | None = None) -> Rule:
+    """Parse a segment rule for its object; RuleError, SegmentError or LifecycleError say
+    what is wrong (with `lifecycle`, an unknown stage or health bucket too)."""
     if object_type not in OBJECT_TYPES:
         raise SegmentError(f'object must be "account" or "contact", not {object_type!r}')
     rule = parse(text)
     if object_type == "account" and (fields := account_fields(rule)):
         raise SegmentError(f"{fields[0]}: account. fields belong in contact rules")
+    if lifecycle is not None:
+        resolve(rule, lifecycle, strict=True)
     return rule
 
 
 @lru_cache(maxsize=4096)
-def _compile(text: str) -> tuple[Rule, Predicate, Dependencies]:
-    rule = parse(text)
+def _compile(text: str, lifecycle: Lifecycle) -> tuple[Rule, Predicate, Dependencies]:
+    rule = resolve(parse(text), lifecycle)
     return rule, to_python(rule), dependencies(rule)
 
 
-def compiled(segment: Segment) -> Compiled:
-    rule, predicate, deps = _compile(segment.rule)
+def compiled(segment: Segment, lifecycle: Lifecycle) -> Compiled:
+    """The segment's rule resolved against the workspace's stages and health thresholds."""
+    rule, predicate, deps = _compile(segment.rule, lifecycle)
     return Compiled(segment.id, segment.name, segment.object_type, rule, predicate, deps)
 
 
 def load(session: Session) -> list[Compiled]:
-    """Every segment, compiled (compilation is cached by rule text)."""
-    return [compiled(s) for s in q.all_segments(session)]
+    """Every segment, compiled (compilation is cached by rule text and lifecycle)."""
+    lifecycle = workspace_lifecycle.current(session)
+    return [compiled(s, lifecycle) for s in q.all_segments(session)]
+
+
+def uses_lifecycle(segment: Segment) -> bool:
+    """Whether the rule reads `stage` or `health`, whose meaning the workspace defines."""
+    return any(path[-1] in ("stage", "health") for path in dependencies(parse(segment.rule)).fields)
 
 
 def condition(segment: Segment, *, session: Session, now: datetime) -> ColumnElement[bool]:
     """The segment's rule as SQL over its table, at `now`."""
-    rule, _, _ = _compile(segment.rule)
+    rule, _, _ = _compile(segment.rule, workspace_lifecycle.current(session))
     dialect = session.get_bind().dialect.name
     return to_sql(rule, table=table_for(segment.object_type), now=now, dialect=dialect)
 
@@ -139,9 +151,10 @@ def change_rule(session: Session, *, segment: Segment, rule: str, now: datetime)
 
 
 def refresh(
-    session: Session, *, segment: Segment, now: datetime, wait: bool = True
+    session: Session, *, segment: Segment, now: datetime, wait: bool = True, signal: bool = True
 ) -> Refreshed | None:
-    """Recompute membership set-wise and store a signal for each record that entered or left.
+    """Recompute membership set-wise and store a signal for each record that entered or left
+    (with `signal=False`, none: a new meaning of stages or health moves membership silently).
 
     Holds the segment's lock, so record evaluations of this segment wait (or, with
     `wait=False`, returns None at once when one is running).
@@ -165,7 +178,7 @@ def refresh(
         membership_signal(segment.object_type, record_id, segment, "leave", now)
         for record_id in left
     ]
-    signals.store(session, rows=rows, now=now)
+    signals.store(session, rows=rows if signal else [], now=now)
     segment.refreshed_at = now
     return Refreshed(segment.name, len(entered), len(left))
 
