@@ -10,63 +10,15 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from bot import importer
-from engine.settings import Settings, SettingsError, load
+from bot import cli_workspace, importer
+from bot.cli_common import connect, fail, first_line, load_settings, safe_url, setup_logging
+from engine.settings import Settings
 
 log = logging.getLogger("workflowbot")
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"workflowbot: {message}", err=True)
-    sys.exit(2)
-
-
-def _settings() -> Settings:
-    try:
-        return load()
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
-def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _connect(settings: Settings, application_name: str) -> Any:
-    """Set up broker and runtime for this process, checking both are reachable."""
-    from engine import broker
-
-    b = broker.setup(settings, application_name=application_name)
-    from engine import runtime
-
-    rt = runtime.get()
-    try:
-        with rt.db.connect():
-            pass
-    except Exception as exc:
-        _fail(f"DATABASE_URL: cannot connect ({type(exc).__name__}: {_first_line(exc)})")
-    from storage import migrate
-
-    at, needed = migrate.current(rt.db), migrate.head()
-    if at != needed:
-        state = "has no schema" if at is None else f"is at revision {at}, this code needs {needed}"
-        _fail(f"DATABASE_URL: the database {state}; run `workflowbot db upgrade`")
-    try:
-        broker.ping(b)
-    except Exception as exc:
-        _fail(f"REDIS_URL: cannot connect ({type(exc).__name__}: {_first_line(exc)})")
-    return rt
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,15 +37,15 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def run(port: int | None, host: str, verbose: bool) -> None:
     """Run web, worker and scheduler in one process (a laptop, a demo, a small team)."""
-    _logging(verbose)
-    settings = _settings()
+    setup_logging(verbose)
+    settings = load_settings()
     port = port or settings.port
     if not settings.ingest_write_keys:
         key = "wk_" + secrets.token_urlsafe(18)
         settings = settings.model_copy(update={"ingest_write_keys": [key]})
         click.echo(f"No INGEST_WRITE_KEYS set; this run accepts the write key: {key}")
     _upgrade(settings)
-    rt = _connect(settings, "workflowbot-run")
+    rt = connect(settings, "workflowbot-run")
 
     import dramatiq
 
@@ -108,7 +60,7 @@ def run(port: int | None, host: str, verbose: bool) -> None:
     thread.start()
     key = settings.ingest_write_keys[0]
     click.echo(
-        f"Workflow Bot is running on http://{host}:{port}  (database: {_safe(settings)})\n"
+        f"Workflow Bot is running on http://{host}:{port}  (database: {safe_url(settings)})\n"
         f"Send events:  curl -u {key}: http://{host}:{port}/v1/track "
         '-H "Content-Type: application/json" -d \'{"userId":"u1","event":"login"}\''
     )
@@ -118,12 +70,6 @@ def run(port: int | None, host: str, verbose: bool) -> None:
         stop.set()
         thread.join(10)
         worker.stop()
-
-
-def _safe(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
 def _upgrade(settings: Settings) -> None:
@@ -136,7 +82,7 @@ def _upgrade(settings: Settings) -> None:
     try:
         migrate.upgrade(engine)
     except Exception as exc:
-        _fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {_first_line(exc)})")
+        fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {first_line(exc)})")
     finally:
         engine.dispose()
 
@@ -167,14 +113,14 @@ def _serve(
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 def web(port: int | None, host: str) -> None:
     """The web process: Slack endpoint, ingestion API, /healthz and /readyz on $PORT."""
-    _logging()
-    settings = _settings()
+    setup_logging()
+    settings = load_settings()
     port = port or settings.port
     if not settings.ingest_write_keys:
-        _fail("INGEST_WRITE_KEYS: required by the web process (comma-separated write keys)")
+        fail("INGEST_WRITE_KEYS: required by the web process (comma-separated write keys)")
     if settings.slack_bot_token and not settings.slack_signing_secret:
-        _fail("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set")
-    rt = _connect(settings, "workflowbot-web")
+        fail("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set")
+    rt = connect(settings, "workflowbot-web")
     from engine import tasks
 
     _serve(rt, host=host, port=port, inprocess_worker=True, enqueue=tasks.enqueue_evaluation)
@@ -185,13 +131,13 @@ def web(port: int | None, host: str) -> None:
 @click.option("--threads", "-t", type=int, default=8, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """The worker process: Dramatiq workers on Redis (stops cleanly on SIGTERM)."""
-    settings = _settings()
+    settings = load_settings()
     if not settings.redis_url:
-        _fail(
+        fail(
             "REDIS_URL: required by a separate worker process "
             "(without Redis, `workflowbot run` and `web` run their own in-process worker)"
         )
-    _connect(settings, "workflowbot-worker")
+    connect(settings, "workflowbot-worker")
     env = {
         **os.environ,
         # Dramatiq's own (lower-case) variable: poll every 100 ms so a lone event is not late.
@@ -208,9 +154,9 @@ def worker(processes: int, threads: int) -> None:
 @click.option("--tick", type=float, default=1.0, show_default=True, help="Seconds between rounds.")
 def scheduler(tick: float) -> None:
     """The scheduler process: one loop of due work and recovery (stops cleanly on SIGTERM)."""
-    _logging()
-    settings = _settings()
-    rt = _connect(settings, "workflowbot-scheduler")
+    setup_logging()
+    settings = load_settings()
+    rt = connect(settings, "workflowbot-scheduler")
     from engine import runtime, tasks
     from engine.scheduler import Scheduler
 
@@ -232,16 +178,16 @@ def db() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Migrate DATABASE_URL to REVISION (default: head)."""
-    settings = _settings()
+    settings = load_settings()
     from storage import migrate
     from storage.db import make_engine
 
     engine = make_engine(settings.database_url, application_name="workflowbot-migrate")
     try:
         migrate.upgrade(engine, revision)
-        click.echo(f"database at {migrate.current(engine)} ({_safe(settings)})")
+        click.echo(f"database at {migrate.current(engine)} ({safe_url(settings)})")
     except Exception as exc:
-        _fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {_first_line(exc)})")
+        fail(f"DATABASE_URL: migration failed ({type(exc).__name__}: {first_line(exc)})")
     finally:
         engine.dispose()
 
@@ -268,8 +214,8 @@ def import_(
     kind: str, file: Path, fmt: str | None, skip_invalid: bool, no_signals: bool, batch_size: int
 ) -> None:
     """`workflowbot import`; its help text is `bot.importer.HELP`."""
-    settings = _settings()
-    rt = _connect(settings, "workflowbot-import")
+    settings = load_settings()
+    rt = connect(settings, "workflowbot-import")
     from engine import tasks
 
     try:
@@ -291,3 +237,8 @@ def import_(
 
 def _leave_to_recovery(outbox_ids: list[int]) -> None:
     """Enqueue nothing: the scheduler of a running process re-enqueues unprocessed outbox rows."""
+
+
+main.add_command(cli_workspace.apply)
+main.add_command(cli_workspace.segments)
+main.add_command(cli_workspace.signals)

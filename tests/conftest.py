@@ -201,3 +201,30 @@ def api(live_api: LiveServer) -> Iterator[httpx.Client]:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli(rt: Runtime, db: Engine) -> Iterator[Any]:
+    """Run `workflowbot ARGS` on the test database and Redis, as a user would.
+
+    A command sets up its own broker and runtime (process globals); they are put back
+    afterwards so later tests keep the session's broker. `rt` has engine.tasks bound first.
+    """
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    env = {"DATABASE_URL": db.url.render_as_string(hide_password=False), "REDIS_URL": REDIS_URL}
+
+    def run(*args: object, input: str | None = None) -> Any:
+        saved = (dramatiq.get_broker(), broker_mod._configured, runtime._current)
+        try:
+            return CliRunner().invoke(main, [str(a) for a in args], env=env, input=input)
+        finally:
+            made = broker_mod._configured
+            dramatiq.set_broker(saved[0])
+            broker_mod._configured, runtime._current = saved[1], saved[2]
+            if made is not None and made is not saved[1]:
+                made.close()
+
+    yield run

@@ -29,6 +29,13 @@ def after(session: Session, *, after_id: int, limit: int = 500) -> list[Signal]:
     )
 
 
+def by_ids(session: Session, *, ids: Sequence[int]) -> list[Signal]:
+    """The signals of these ids that exist, by id."""
+    if not ids:
+        return []
+    return list(session.scalars(select(Signal).where(Signal.id.in_(ids)).order_by(Signal.id)))
+
+
 def start_after(session: Session, *, back: int) -> int:
     """The id to read after so that the newest `back` signals come first (0: all of them)."""
     found = session.scalar(select(Signal.id).order_by(Signal.id.desc()).offset(back).limit(1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bot.cli import main
-from engine import broker as broker_mod
-from engine import runtime
 from engine.clock import SystemClock
 from engine.ingest import importer
-from engine.runtime import Runtime
 from storage.models import Account, Contact, Event, OutboxRow
-from tests.conftest import REDIS_URL
 from tests.helpers import count, one
 
 pytestmark = pytest.mark.both_dbs
@@ -31,26 +27,9 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture
-def invoke(rt: Runtime, db: Engine) -> Iterator[Invoke]:
-    """Run `workflowbot import ARGS` on the test database and Redis, as a user would.
-
-    The command sets up its own broker and runtime (process globals); they are put back
-    afterwards so later tests keep the session's broker. `rt` has engine.tasks bound first.
-    """
-    env = {"DATABASE_URL": db.url.render_as_string(hide_password=False), "REDIS_URL": REDIS_URL}
-
-    def run(*args: str | Path) -> Result:
-        saved = (dramatiq.get_broker(), broker_mod._configured, runtime._current)
-        try:
-            return CliRunner().invoke(main, ["import", *map(str, args)], env=env)
-        finally:
-            made = broker_mod._configured
-            dramatiq.set_broker(saved[0])
-            broker_mod._configured, runtime._current = saved[1], saved[2]
-            if made is not None and made is not saved[1]:
-                made.close()
-
-    yield run
+def invoke(cli: Callable[..., Result]) -> Invoke:
+    """Run `workflowbot import ARGS` on the test database and Redis."""
+    return lambda *args: cli("import", *args)
 
 
 def write(path: Path, text: str) -> Path:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from storage.db import make_engine, session_scope
-from storage.models import Event, OutboxRow
+from storage.models import Event, OutboxRow, Signal
 from tests.conftest import REDIS_URL, REPO
 from tests.helpers import free_port, wait_until
 
@@ -92,6 +92,40 @@ def test_run_needs_no_setting_at_all(tmp_path: Path) -> None:
             wait_until(lambda: unprocessed(engine) == 0)  # the in-process worker ran
             with session_scope(engine) as s:
                 assert s.scalar(select(func.count()).select_from(Event)) == 1
+        finally:
+            engine.dispose()
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+
+
+def test_run_without_redis_evaluates_what_an_import_committed(tmp_path: Path) -> None:
+    """The embedded default end to end: a segment applied from a file, an import by another
+    process (no Redis to tell anyone), and `run` finds the rows itself and signals."""
+    workflows = tmp_path / "workspace.yaml"
+    workflows.write_text(
+        "version: 1\nsegments:\n  - name: Trials\n    object: account\n"
+        "    rule: 'plan = \"trial\"'\n",
+        encoding="utf-8",
+    )
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("id,plan\nacme,trial\nglobex,pro\n", encoding="utf-8")
+    port = free_port()
+    proc = start(["run", "--port", str(port)], env=clean_env(), cwd=tmp_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+        for args in (["apply", str(workflows)], ["import", "accounts", str(accounts)]):
+            done = subprocess.run(
+                [str(BIN / "workflowbot"), *args], env=clean_env(), cwd=tmp_path,
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+        engine = make_engine(f"sqlite:///{tmp_path / 'workflowbot.db'}")
+        try:
+            wait_until(lambda: unprocessed(engine) == 0, timeout=20)
+            with session_scope(engine) as s:
+                kinds = list(s.scalars(select(Signal.kind)))
+            assert kinds == ["segment_enter"]  # acme entered Trials
         finally:
             engine.dispose()
     finally:
