@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Literal, cast
 
@@ -30,6 +29,7 @@ from engine.rules.ast import (
     Value,
     Within,
 )
+from engine.rules.values import as_timestamp
 
 
 class RuleError(ValueError):
@@ -269,12 +269,10 @@ class _Parser:
         if token.kind != "string":
             raise self.error(f"expected a date string in date(...), found {_describe(token)}")
         text = self.string(self.next())
-        try:
-            datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        if as_timestamp(text) is None:  # exactly the forms a stored timestamp may take
             raise self.error(
                 f"malformed date {text!r}: use 2026-01-31 or an ISO-8601 timestamp", token
-            ) from None
+            )
         self.expect_punct(")", "to close date(...)")
         return DateValue(text)
 

@@ -108,6 +108,7 @@ def test_strings_are_json_strings() -> None:
         ("count(login, 7d)", "1:17: expected a comparison after count(...)"),
         ('count(login, 7d) > "x"', "1:20: expected a number after '>'"),
         ('x = date("31/01/2026")', "1:10: malformed date '31/01/2026'"),
+        ('x = date("20260131")', "1:10: malformed date '20260131'"),  # no stored time reads so
         ("a within 7", "1:10: a duration needs a unit"),
         ("a before 7d", "1:12: expected 'ago' after 'before 7d'"),
         ("(a = 1", "1:7: expected ')' to close '('"),
