@@ -170,3 +170,32 @@ def test_signals_tail_prints_what_happened(
     assert count(wb.rt.db, Signal) == len(lines)
     short = cli("signals", "tail", "--no-follow", "--last", "1")
     assert len(short.output.splitlines()) == 1
+
+
+def test_new_thresholds_move_health_segments_without_signals(
+    cli: Callable[..., Any], wb: Harness, tmp_path: Path
+) -> None:
+    wb.group("acct0", health_score=30)
+    wb.group("acct1", health_score=45)
+    wb.evaluate()
+    before = len(wb.signals())
+    at_risk = FILE + "  - name: At risk\n    object: account\n    rule: 'health = \"bad\"'\n"
+    assert cli("apply", write(tmp_path, at_risk)).exit_code == 0
+    assert wb.members("At risk") == {"acct0"}
+    result = cli("apply", write(tmp_path, at_risk.replace("bad: 35", "bad: 50")))
+    assert result.exit_code == 0, result.output
+    assert "segments on health move without signals" in result.output
+    assert wb.members("At risk") == {"acct0", "acct1"}
+    assert len(wb.signals()) == before
+
+
+def test_an_unknown_stage_in_a_rule_is_refused_naming_the_stages(
+    cli: Callable[..., Any], wb: Harness, tmp_path: Path
+) -> None:
+    text = FILE + "  - name: Late\n    object: account\n    rule: 'stage >= \"Renewl\"'\n"
+    result = cli("apply", write(tmp_path, text))
+    assert result.exit_code == 2
+    assert "segments[3].rule: stage: 'Renewl' is not a stage; the stages are Onboarding" in (
+        result.output
+    )
+    assert count(wb.rt.db, Segment) == 0
