@@ -17,12 +17,14 @@ from storage.db import session_scope
 from storage.models import Segment
 from storage.queries import locks, outbox
 from storage.queries import segments as segment_rows
+from storage.queries import signals as signal_rows
 
 log = logging.getLogger(__name__)
 
 OUTBOX_POLL_SECONDS = 2
 MESSAGE_ID_RETENTION = timedelta(days=7)
 PROCESSED_OUTBOX_RETENTION = timedelta(days=7)
+SIGNAL_RETENTION = timedelta(days=30)
 
 
 class Scheduler:
@@ -99,14 +101,16 @@ class Scheduler:
         return done
 
     def purge(self) -> int:
-        """Forget messageIds older than 7 days and processed outbox rows older than 7 days."""
+        """Forget messageIds and processed outbox rows older than 7 days, and signals older
+        than 30 days (workflows act on a signal within seconds; reports read enrollments)."""
         now = self._rt.clock.now()
         with session_scope(self._rt.db) as session:
-            return outbox.purge(
+            gone = outbox.purge(
                 session,
                 processed_before=now - PROCESSED_OUTBOX_RETENTION,
                 messages_before=now - MESSAGE_ID_RETENTION,
             )
+            return gone + signal_rows.purge(session, before=now - SIGNAL_RETENTION)
 
     def tick(self) -> None:
         """One round of every periodic duty."""

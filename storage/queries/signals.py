@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import HealthScore, Signal
@@ -50,3 +50,19 @@ def record_scores(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
 
 def count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(SIGNALS)) or 0)
+
+
+def purge(session: Session, *, before: datetime) -> int:
+    """Delete signals stored before `before`; returns how many went.
+
+    Ids grow with time, so the cut is the first id stored since `before` (a scan that stops
+    at the first young row) and the delete runs on the primary key.
+    """
+    first_kept = session.scalar(
+        select(Signal.id).where(Signal.created_at >= before).order_by(Signal.id).limit(1)
+    )
+    stmt = delete(SIGNALS).where(SIGNALS.c.created_at < before)
+    if first_kept is not None:
+        stmt = stmt.where(SIGNALS.c.id < first_kept)
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, insert, select
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from storage.db import session_scope
-from storage.models import IngestMessage, OutboxRow
+from storage.models import IngestMessage, OutboxRow, Signal
 from tests.conftest import ManualClock
 from tests.helpers import wait_until
 
@@ -141,3 +141,27 @@ def test_purge_forgets_old_message_ids_and_processed_rows(rt: Runtime, db: Engin
     with session_scope(db) as s:
         assert list(s.scalars(select(IngestMessage.message_id))) == ["new"]
         assert s.scalar(select(func.count()).select_from(OutboxRow)) == 2
+
+
+@pytest.mark.both_dbs
+def test_purge_forgets_signals_after_30_days(rt: Runtime, db: Engine) -> None:
+    now = datetime.now(UTC)
+    with session_scope(db) as s:
+        s.execute(
+            insert(Signal),
+            [
+                {
+                    "object_type": "account",
+                    "object_id": 1,
+                    "kind": "event",
+                    "key": "login",
+                    "detail": {},
+                    "occurred_at": at,
+                    "created_at": at,
+                }
+                for at in (now - timedelta(days=31), now - timedelta(days=29), now)
+            ],
+        )
+    assert Scheduler(rt, enqueue=lambda ids: None).purge() == 1
+    with session_scope(db) as s:
+        assert s.scalar(select(func.count()).select_from(Signal)) == 2
