@@ -73,9 +73,9 @@ def compiled(segment: Segment, lifecycle: Lifecycle) -> Compiled:
     return Compiled(segment.id, segment.name, segment.object_type, rule, predicate, deps)
 
 
-def load(session: Session) -> list[Compiled]:
+def load(session: Session, lifecycle: Lifecycle | None = None) -> list[Compiled]:
     """Every segment, compiled (compilation is cached by rule text and lifecycle)."""
-    lifecycle = workspace_lifecycle.current(session)
+    lifecycle = lifecycle or workspace_lifecycle.current(session)
     return [compiled(s, lifecycle) for s in q.all_segments(session)]
 
 

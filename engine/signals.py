@@ -57,10 +57,11 @@ def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> E
     rows = outbox.load(session, ids=claimed)
     if not rows:
         return Evaluated(0, 0)
-    health = lifecycle.health(session)
+    workspace = lifecycle.current(session)
+    health = lifecycle.Health(good=workspace.good, bad=workspace.bad)
     segment_ids = membership.segment_ids(session)
     locks.take(session, (locks.key(locks.SEGMENT, s) for s in segment_ids), shared=True)
-    compiled = {s.id: s for s in segments.load(session)}
+    compiled = {s.id: s for s in segments.load(session, workspace)}
     by_type = {
         t: [s for s in compiled.values() if s.object_type == t] for t in segments.OBJECT_TYPES
     }
