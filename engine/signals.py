@@ -180,9 +180,9 @@ def _segment_moves(
     session: Session, work: _Work, compiled: dict[int, segments.Compiled], now: datetime
 ) -> list[dict[str, Any]]:
     """Re-run each record's segments in Python; store enter / leave; return their signals."""
-    locks.take(session, (locks.record_key(t, rid) for t, rid in work.todo if work.todo[(t, rid)]))
     found: list[dict[str, Any]] = []
-    for object_type in segments.OBJECT_TYPES:
+    # Contacts first, then accounts, each in id order: the lock order of every writer.
+    for object_type in ("contact", "account"):
         todo = work.records(object_type)
         if not todo:
             continue
@@ -221,7 +221,9 @@ def _views(
 ) -> dict[int, RecordValues]:
     """Each record as its rules read it: columns, traits, aggregates (one query), account."""
     table = segments.table_for(object_type)
-    rows = records.by_ids(session, table=table, ids=todo)
+    # Locked: two evaluations of one record run one after the other, each reading the
+    # latest committed state, so the last to commit is never the stale one.
+    rows = records.by_ids(session, table=table, ids=todo, lock=True)
     needing = [rid for rid, segs in todo.items() if any(compiled[s].deps.aggregates for s in segs)]
     wanted = [a for segs in todo.values() for s in segs for a in compiled[s].deps.aggregates]
     counted = aggregates_for(

@@ -1,4 +1,5 @@
-"""Transaction-scoped advisory locks that order evaluation against segment refreshes.
+"""Transaction-scoped advisory locks on segments, ordering record evaluations (shared)
+against set-wise refreshes and rule changes (exclusive). Records are locked by their rows.
 
 PostgreSQL only: an SQLite transaction already holds the database's one write lock
 (BEGIN IMMEDIATE), which serializes the same work. Keys live in one bigint space:
@@ -12,16 +13,12 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-SEGMENT, ACCOUNT, CONTACT = 1, 2, 3
+SEGMENT = 1
 _SHIFT = 48
 
 
 def key(namespace: int, row_id: int) -> int:
     return (namespace << _SHIFT) | row_id
-
-
-def record_key(object_type: str, record_id: int) -> int:
-    return key(ACCOUNT if object_type == "account" else CONTACT, record_id)
 
 
 def _postgres(session: Session) -> bool:

@@ -23,13 +23,21 @@ RULE_COLUMNS = (
 )
 
 
-def by_ids(session: Session, *, table: Table, ids: Collection[int]) -> dict[int, Row[Any]]:
-    """id -> row with the columns rules read (built-ins, traits, a contact's account_id)."""
+def by_ids(
+    session: Session, *, table: Table, ids: Collection[int], lock: bool = False
+) -> dict[int, Row[Any]]:
+    """id -> row with the columns rules read (built-ins, traits, a contact's account_id).
+
+    With `lock`, the rows stay locked (FOR NO KEY UPDATE, in id order) until the transaction
+    ends: row locks live in the rows, so a batch of any size fits in memory.
+    """
     if not ids:
         return {}
     columns = [table.c.id, table.c.traits, *(table.c[n] for n in RULE_COLUMNS if n in table.c)]
-    rows = session.execute(select(*columns).where(table.c.id.in_(sorted(ids))))
-    return {row.id: row for row in rows}
+    stmt = select(*columns).where(table.c.id.in_(sorted(ids))).order_by(table.c.id)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE on PostgreSQL
+    return {row.id: row for row in session.execute(stmt)}
 
 
 def contacts_of(session: Session, *, account_ids: Collection[int]) -> list[tuple[int, int]]:
