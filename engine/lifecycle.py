@@ -140,9 +140,10 @@ def health(session: Session) -> Health:
 
 
 def current(session: Session) -> Lifecycle:
-    """What rules need of the workspace: the stage list and the health thresholds."""
-    h = health(session)
-    return Lifecycle(stages(session).names, h.good, h.bad)
+    """What rules need of the workspace: the stage list and the health thresholds (one query)."""
+    found = configuration.get_many(session, keys=[STAGES_KEY, HEALTH_KEY])
+    h = Health(**found[HEALTH_KEY]) if found.get(HEALTH_KEY) else Health()
+    return Lifecycle(tuple(found.get(STAGES_KEY) or ()), h.good, h.bad)
 
 
 def validate_stages(names: Sequence[str]) -> list[str]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Row, Table
 from sqlalchemy.orm import Session
 
 from engine import lifecycle as workspace_lifecycle
@@ -67,7 +67,7 @@ def _compile(text: str, lifecycle: Lifecycle) -> tuple[Rule, Predicate, Dependen
     return rule, to_python(rule), dependencies(rule)
 
 
-def compiled(segment: Segment, lifecycle: Lifecycle) -> Compiled:
+def compiled(segment: Segment | Row[Any], lifecycle: Lifecycle) -> Compiled:
     """The segment's rule resolved against the workspace's stages and health thresholds."""
     rule, predicate, deps = _compile(segment.rule, lifecycle)
     return Compiled(segment.id, segment.name, segment.object_type, rule, predicate, deps)
@@ -76,7 +76,7 @@ def compiled(segment: Segment, lifecycle: Lifecycle) -> Compiled:
 def load(session: Session, lifecycle: Lifecycle | None = None) -> list[Compiled]:
     """Every segment, compiled (compilation is cached by rule text and lifecycle)."""
     lifecycle = lifecycle or workspace_lifecycle.current(session)
-    return [compiled(s, lifecycle) for s in q.all_segments(session)]
+    return [compiled(s, lifecycle) for s in q.definitions(session)]
 
 
 def uses_lifecycle(segment: Segment) -> bool:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from engine import lifecycle, segments
 from engine.rules.records import RecordValues, from_row
 from engine.rules.to_sql import aggregates_for
-from storage.models import OutboxRow
 from storage.queries import locks, outbox, records
 from storage.queries import segments as membership
 from storage.queries import signals as store
@@ -53,14 +53,12 @@ class _Work:
 
 def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> Evaluated:
     """Process these outbox rows (those not processed yet) and store their signals."""
-    claimed = outbox.mark_processed(session, ids=outbox_ids, now=now)
-    rows = outbox.load(session, ids=claimed)
+    rows = outbox.claim(session, ids=outbox_ids, now=now)
     if not rows:
         return Evaluated(0, 0)
     workspace = lifecycle.current(session)
     health = lifecycle.Health(good=workspace.good, bad=workspace.bad)
-    segment_ids = membership.segment_ids(session)
-    locks.take(session, (locks.key(locks.SEGMENT, s) for s in segment_ids), shared=True)
+    locks.all_segments_shared(session)  # a rule change or refresh waits for this evaluation
     compiled = {s.id: s for s in segments.load(session, workspace)}
     by_type = {
         t: [s for s in compiled.values() if s.object_type == t] for t in segments.OBJECT_TYPES
@@ -77,7 +75,7 @@ def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> E
             continue
         out += _record_signals(row, health) if row.signals else []
         if "health_score" in (row.changes or {}):
-            score = row.changes["health_score"][1]  # type: ignore[index]
+            score = row.changes["health_score"][1]
             scores.append(
                 {
                     "object_type": row.object_type,
@@ -117,7 +115,7 @@ def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> E
     return Evaluated(len(rows), len(out))
 
 
-def _record_signals(row: OutboxRow, health: lifecycle.Health) -> list[dict[str, Any]]:
+def _record_signals(row: Row[Any], health: lifecycle.Health) -> list[dict[str, Any]]:
     """Stage entered / left and health bucket moved, from the change's [before, after]."""
     assert row.object_type is not None and row.object_id is not None
     changes = row.changes or {}

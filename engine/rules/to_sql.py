@@ -11,10 +11,11 @@ parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` doe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     false,
@@ -38,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.rules import sqlite as sqlite_rules
+from engine.rules.analysis import dependencies
 from engine.rules.ast import (
     Aggregate,
     AggregateCompare,
@@ -58,6 +61,7 @@ from engine.rules.ast import (
 )
 from engine.rules.to_python import to_python
 from engine.rules.values import MISSING, as_number, as_timestamp
+from storage.base import UTCDateTime
 from storage.queries.ingest import ACCOUNTS, EVENTS
 
 _SCALAR: ColumnElement[Any] = literal_column("'{}'::text[]")  # `jsonb #>> '{}'`: a scalar's text
@@ -304,28 +308,42 @@ def _on_account(
     return func.coalesce(on_account, literal(without))
 
 
-def _aggregate(aggregate: Aggregate, table: Table, now: datetime, dialect: str) -> Any:
-    """count() as a correlated count of the record's events; trend() from two such counts."""
-    events = EVENTS.alias("ev")
+def _aggregate(
+    aggregate: Aggregate,
+    table: Table,
+    now: datetime,
+    dialect: str,
+    at: Callable[[int], Any] | None = None,
+) -> Any:
+    """count() as a correlated count of the record's events; trend() from two such counts.
+
+    `at(offset)` gives the SQL for the instant `offset` seconds before now (default: a
+    literal; `aggregates_for` passes bound parameters so its statement is built once).
+    """
+    instant = at or (lambda offset: literal(now - timedelta(seconds=offset)))
+    events = _EVENTS
     owner = events.c.account_id if table.name == "accounts" else events.c.contact_id
     conditions = [owner == table.c.id, events.c.name == aggregate.event]
     if aggregate.where is not None:
         conditions.append(to_sql(aggregate.where, table=events, now=now, dialect=dialect))
-    span = timedelta(seconds=aggregate.window.seconds)
+    span = aggregate.window.seconds
 
-    def count(start: datetime, end: datetime) -> Any:
-        window = [events.c.timestamp > literal(start), events.c.timestamp <= literal(end)]
+    def count(start: int, end: int) -> Any:
+        window = [events.c.timestamp > instant(start), events.c.timestamp <= instant(end)]
         return select(func.count()).where(*conditions, *window).scalar_subquery()
 
-    current = count(now - span, now)
+    current = count(span, 0)
     if aggregate.function == "count":
         return current
-    previous = count(now - 2 * span, now - span)
+    previous = count(2 * span, span)
     change = literal(Decimal(100)) * (cast(current, Numeric) - previous) / previous
     return case(
         (previous == 0, case((current == 0, literal(Decimal(0))), else_=literal(Decimal(100)))),
         else_=func.round(change, 1),
     )
+
+
+_EVENTS = EVENTS.alias("ev")
 
 
 def aggregates_of(
@@ -351,12 +369,19 @@ def aggregates_for(
     now: datetime,
 ) -> dict[int, dict[Aggregate, object]]:
     """Every aggregate of several records, in one query: record id -> aggregate -> value."""
-    wanted = list(dict.fromkeys(aggregates))
+    wanted = tuple(dict.fromkeys(aggregates))
     if not wanted or not record_ids:
         return {}
     dialect = conn.dialect.name
-    columns = [_aggregate(a, table, now, dialect).label(f"a{i}") for i, a in enumerate(wanted)]
-    rows = conn.execute(select(table.c.id, *columns).where(table.c.id.in_(sorted(set(record_ids)))))
+    if any(a.where is not None and dependencies(a.where).time_dependent for a in wanted):
+        # A `where` that reads `now` itself: built for this instant (rare, not cached).
+        columns = [_aggregate(a, table, now, dialect).label(f"a{i}") for i, a in enumerate(wanted)]
+        stmt = select(table.c.id, *columns).where(table.c.id.in_(bindparam("ids", expanding=True)))
+    else:
+        stmt = _aggregates_statement(table, wanted, dialect)
+    offsets = {o for a in wanted for o in (0, a.window.seconds, 2 * a.window.seconds)}
+    params: dict[str, Any] = {f"t{o}": now - timedelta(seconds=o) for o in offsets}
+    rows = conn.execute(stmt, {"ids": sorted(set(record_ids)), **params})
     return {
         row[0]: {
             a: (int(v) if a.function == "count" else v)
@@ -364,3 +389,19 @@ def aggregates_for(
         }
         for row in rows
     }
+
+
+@lru_cache(maxsize=512)
+def _aggregates_statement(table: Table, wanted: tuple[Aggregate, ...], dialect: str) -> Any:
+    """The aggregates query with `now` as bound parameters, built once per aggregate set
+    (building SQLAlchemy expressions is what a single-record evaluation would spend its
+    time on otherwise)."""
+    never = datetime(2000, 1, 1, tzinfo=UTC)  # not read: every instant comes from `at`
+
+    def at(offset: int) -> Any:
+        return bindparam(f"t{offset}", type_=UTCDateTime())
+
+    columns = [
+        _aggregate(a, table, never, dialect, at).label(f"a{i}") for i, a in enumerate(wanted)
+    ]
+    return select(table.c.id, *columns).where(table.c.id.in_(bindparam("ids", expanding=True)))

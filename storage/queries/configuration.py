@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,14 @@ from storage.models import Configuration
 def get(session: Session, *, key: str) -> Any:
     """The stored value, or None when the key was never set."""
     return session.scalar(select(Configuration.value).where(Configuration.key == key))
+
+
+def get_many(session: Session, *, keys: Sequence[str]) -> dict[str, Any]:
+    """The stored values of these keys (missing keys are absent), in one query."""
+    rows = session.connection().execute(
+        select(Configuration.key, Configuration.value).where(Configuration.key.in_(keys))
+    )
+    return {key: value for key, value in rows}
 
 
 def put(session: Session, *, key: str, value: Any, now: datetime) -> None:

@@ -43,3 +43,15 @@ def try_exclusive(session: Session, lock_key: int) -> bool:
     if not _postgres(session):
         return True
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key}))
+
+
+def all_segments_shared(session: Session) -> None:
+    """Hold every segment's lock shared (in id order), in one statement."""
+    if _postgres(session):
+        session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock_shared((CAST(:ns AS bigint) << :shift) | id))"
+                " FROM (SELECT id FROM segments ORDER BY id) AS s"
+            ),
+            {"ns": SEGMENT, "shift": _SHIFT},
+        )

@@ -1,4 +1,4 @@
-"""The change outbox: mark rows processed, find rows a lost message left behind, purge."""
+"""The change outbox: claim rows for evaluation, find rows a lost message left behind, purge."""
 
 from __future__ import annotations
 
@@ -6,23 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Row, Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import IngestMessage, OutboxRow
-
-
-def mark_processed(session: Session, *, ids: Sequence[int], now: datetime) -> list[int]:
-    """Mark rows processed once (guarded); returns the ids this call moved."""
-    if not ids:
-        return []
-    result = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id.in_(sorted(set(ids))), OutboxRow.processed_at.is_(None))
-        .values(processed_at=now)
-        .returning(OutboxRow.id)
-    )
-    return list(result.scalars())
 
 
 def claim_stale(
@@ -58,10 +45,15 @@ def purge(session: Session, *, processed_before: datetime, messages_before: date
     return gone
 
 
-def load(session: Session, *, ids: Sequence[int]) -> list[OutboxRow]:
-    """The outbox rows of these ids, in id order."""
+def claim(session: Session, *, ids: Sequence[int], now: datetime) -> list[Row[Any]]:
+    """Mark rows processed once (guarded) and return those this call moved, in id order."""
     if not ids:
         return []
-    return list(
-        session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id))
+    table: Table = OutboxRow.__table__  # type: ignore[assignment]
+    rows = session.connection().execute(  # Core, not the ORM: this runs once per message
+        update(table)
+        .where(table.c.id.in_(sorted(set(ids))), table.c.processed_at.is_(None))
+        .values(processed_at=now)
+        .returning(*table.c)
     )
+    return sorted(rows, key=lambda row: row.id)

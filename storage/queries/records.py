@@ -37,7 +37,7 @@ def by_ids(
     stmt = select(*columns).where(table.c.id.in_(sorted(ids))).order_by(table.c.id)
     if lock:
         stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE on PostgreSQL
-    return {row.id: row for row in session.execute(stmt)}
+    return {row.id: row for row in session.connection().execute(stmt)}
 
 
 def contacts_of(session: Session, *, account_ids: Collection[int]) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Row,
     Table,
     delete,
     exists,
@@ -30,6 +31,16 @@ MEMBERS: Table = SegmentMember.__table__  # type: ignore[assignment]
 def all_segments(session: Session) -> list[Segment]:
     """Every segment, by id."""
     return list(session.scalars(select(Segment).order_by(Segment.id)))
+
+
+def definitions(session: Session) -> list[Row[Any]]:
+    """Every segment's id, name, object type and rule (plain rows, for evaluation), by id."""
+    table = Segment.__table__
+    return list(
+        session.connection().execute(
+            select(table.c.id, table.c.name, table.c.object_type, table.c.rule).order_by(table.c.id)
+        )
+    )
 
 
 def by_name(session: Session, *, name: str) -> Segment | None:
@@ -134,13 +145,13 @@ def memberships(
     """The (segment id, record id) pairs stored among these segments and records."""
     if not segment_ids or not record_ids:
         return set()
-    rows = session.execute(
+    rows = session.connection().execute(
         select(MEMBERS.c.segment_id, MEMBERS.c.record_id).where(
-            MEMBERS.c.record_id.in_(sorted(record_ids)),
-            MEMBERS.c.segment_id.in_(sorted(segment_ids)),
+            MEMBERS.c.record_id.in_(sorted(record_ids))
         )
     )
-    return {(s, r) for s, r in rows}
+    # Account and contact ids overlap: the segments (of one object type) tell them apart.
+    return {(s, r) for s, r in rows if s in segment_ids}
 
 
 def add(
@@ -171,8 +182,3 @@ def remove(session: Session, *, pairs: Iterable[tuple[int, int]]) -> list[tuple[
         .returning(MEMBERS.c.segment_id, MEMBERS.c.record_id)
     )
     return [(s, r) for s, r in rows]
-
-
-def segment_ids(session: Session) -> list[int]:
-    """Every segment's id, ascending."""
-    return list(session.scalars(select(Segment.id).order_by(Segment.id)))
