@@ -13,11 +13,14 @@ from sqlalchemy import (
     Table,
     delete,
     exists,
+    false,
     func,
     insert,
     literal,
     select,
+    true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -120,7 +123,50 @@ def refresh(
     condition: ColumnElement[bool],
     now: datetime,
 ) -> tuple[list[int], list[int]]:
-    """Recompute membership set-wise; returns the record ids that entered and that left."""
+    """Recompute membership set-wise; returns the record ids that entered and that left.
+
+    On PostgreSQL the rule runs once (a materialized CTE feeding both the insert and the
+    delete, one statement); elsewhere as two statements.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return _refresh_in_two(session, segment_id, table, condition, now)
+    matching = select(table.c.id).where(condition).cte("matching").prefix_with("MATERIALIZED")
+    entered = (
+        insert(MEMBERS)
+        .from_select(
+            ["segment_id", "record_id", "since"],
+            select(
+                literal(segment_id, BigInteger), matching.c.id, literal(now, UTCDateTime())
+            ).where(
+                ~exists().where(
+                    MEMBERS.c.segment_id == segment_id, MEMBERS.c.record_id == matching.c.id
+                )
+            ),
+        )
+        .returning(MEMBERS.c.record_id)
+        .cte("entered")
+    )
+    left = (
+        delete(MEMBERS)
+        .where(
+            MEMBERS.c.segment_id == segment_id,
+            ~exists().where(matching.c.id == MEMBERS.c.record_id),
+        )
+        .returning(MEMBERS.c.record_id)
+        .cte("left_")
+    )
+    rows = session.execute(
+        union_all(
+            select(true().label("entered"), entered.c.record_id),
+            select(false().label("entered"), left.c.record_id),
+        )
+    ).all()
+    return [r for e, r in rows if e], [r for e, r in rows if not e]
+
+
+def _refresh_in_two(
+    session: Session, segment_id: int, table: Table, condition: ColumnElement[bool], now: datetime
+) -> tuple[list[int], list[int]]:
     entered = session.scalars(
         insert(MEMBERS)
         .from_select(
