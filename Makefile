@@ -38,8 +38,5 @@ bench: $(STAMP)
 bench-segments: $(STAMP)  # 1M accounts, 3M contacts, 10M events: generated once (~4 min), kept
 	$(BIN)/python bench/segments.py
 
-bench-segments: $(STAMP)  # issue 3's figures; generates its data once (~4 min), kept between runs
-	$(BIN)/python bench/segments.py
-
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

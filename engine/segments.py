@@ -26,6 +26,7 @@ from storage.queries import segments as q
 from storage.queries.ingest import ACCOUNTS, CONTACTS
 
 OBJECT_TYPES = ("account", "contact")
+BIG_MOVE = 10_000  # members moved by one refresh past which the statistics are refreshed
 
 
 class SegmentError(ValueError):
@@ -116,6 +117,7 @@ def create(
         condition=condition(segment, session=session, now=now),
         now=now,
     )
+    q.analyze(session)  # fresh statistics, or the next refresh may plan a nested loop
     return segment, size
 
 
@@ -180,6 +182,8 @@ def refresh(
     ]
     signals.store(session, rows=rows if signal else [], now=now)
     segment.refreshed_at = now
+    if len(entered) + len(left) > BIG_MOVE:
+        q.analyze(session)
     return Refreshed(segment.name, len(entered), len(left))
 
 
