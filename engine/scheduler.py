@@ -83,7 +83,7 @@ class Scheduler:
         for segment_id in due:
             with session_scope(self._rt.db) as session:
                 # Another scheduler may hold it, or have just refreshed it: skip, never wait.
-                if not locks.try_exclusive(session, locks.key(locks.SEGMENT, segment_id)):
+                if not locks.try_segment(session, segment_id):
                     continue
                 segment = session.get(Segment, segment_id)
                 if segment is None or segment.refreshed_at > due_before:

@@ -108,7 +108,7 @@ def create(
     )
     session.add(segment)
     session.flush()
-    locks.take(session, [locks.key(locks.SEGMENT, segment.id)])
+    locks.segment(session, segment.id)
     table = table_for(object_type)
     size = q.fill(
         session,
@@ -143,7 +143,7 @@ class Refreshed:
 def change_rule(session: Session, *, segment: Segment, rule: str, now: datetime) -> Refreshed:
     """Give the segment a new rule and recompute it; enter / leave are signals."""
     check_rule(segment.object_type, rule)
-    locks.take(session, [locks.key(locks.SEGMENT, segment.id)])
+    locks.segment(session, segment.id)
     segment.rule = rule
     segment.updated_at = now
     session.flush()
@@ -161,10 +161,9 @@ def refresh(
     Holds the segment's lock, so record evaluations of this segment wait (or, with
     `wait=False`, returns None at once when one is running).
     """
-    lock = locks.key(locks.SEGMENT, segment.id)
     if wait:
-        locks.take(session, [lock])
-    elif not locks.try_exclusive(session, lock):
+        locks.segment(session, segment.id)
+    elif not locks.try_segment(session, segment.id):
         return None
     entered, left = q.refresh(
         session,
@@ -206,7 +205,7 @@ def delete(session: Session, *, name: str) -> Segment:
     segment = q.by_name(session, name=name)
     if segment is None:
         raise SegmentError(f"no segment named {name!r}")
-    locks.take(session, [locks.key(locks.SEGMENT, segment.id)])
+    locks.segment(session, segment.id)
     session.delete(segment)
     session.flush()
     return segment

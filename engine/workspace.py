@@ -81,20 +81,21 @@ class Plan:
 def plan(session: Session, doc: WorkspaceDef, *, now: datetime) -> Plan:
     """What applying `doc` would change, with member counts; writes nothing."""
     result = Plan()
+    now_set = lifecycle.current(session)
     if doc.stages is not None:
-        old = lifecycle.stages(session).names
+        old = now_set.stages
         if tuple(doc.stages) != old:
             result.stages = (old, tuple(doc.stages))
     if doc.health is not None:
-        old_health = lifecycle.health(session)
+        old_health = lifecycle.Health(good=now_set.good, bad=now_set.bad)
         new_health = lifecycle.Health(good=doc.health.good, bad=doc.health.bad)
         if new_health != old_health:
             result.health = (old_health, new_health)
     problems = []
     after = Lifecycle(
-        tuple(doc.stages) if doc.stages is not None else lifecycle.stages(session).names,
-        doc.health.good if doc.health else lifecycle.health(session).good,
-        doc.health.bad if doc.health else lifecycle.health(session).bad,
+        tuple(doc.stages) if doc.stages is not None else now_set.stages,
+        doc.health.good if doc.health else now_set.good,
+        doc.health.bad if doc.health else now_set.bad,
     )
     for i, definition in enumerate(doc.segments):
         try:

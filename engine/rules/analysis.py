@@ -12,7 +12,6 @@ from engine.rules.ast import (
     And,
     Compare,
     Contains,
-    DateValue,
     Field,
     In,
     IsSet,
@@ -86,4 +85,4 @@ def account_fields(rule: Rule) -> list[Field]:
     return found
 
 
-__all__ = ["DateValue", "Dependencies", "account_fields", "dependencies", "leaves"]
+__all__ = ["Dependencies", "account_fields", "dependencies", "leaves"]

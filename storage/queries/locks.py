@@ -8,8 +8,6 @@ the namespace in the top bits, the row id below (ids stay under 2**48).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -25,24 +23,18 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def take(session: Session, keys: Iterable[int], *, shared: bool = False) -> None:
-    """Wait for and hold these locks until the transaction ends, taken in key order so two
-    callers never wait on each other in a cycle."""
-    ordered = sorted(set(keys))
-    if not ordered or not _postgres(session):
-        return
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    session.execute(
-        text(f"SELECT count({function}(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": ordered},
-    )
+def segment(session: Session, segment_id: int) -> None:
+    """Wait for and hold one segment's lock, exclusively, until the transaction ends."""
+    if _postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key(SEGMENT, segment_id)})
 
 
-def try_exclusive(session: Session, lock_key: int) -> bool:
-    """Take one lock if nobody holds it; False at once otherwise."""
+def try_segment(session: Session, segment_id: int) -> bool:
+    """Take one segment's lock if nobody holds it; False at once otherwise."""
     if not _postgres(session):
         return True
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key}))
+    lock = key(SEGMENT, segment_id)
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock}))
 
 
 def all_segments_shared(session: Session) -> None:

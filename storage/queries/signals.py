@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import HealthScore, Signal
@@ -46,10 +46,6 @@ def record_scores(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Append to the health score history (object_type, object_id, score, at)."""
     if rows:
         session.execute(insert(HEALTH_SCORES), list(rows))
-
-
-def count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(SIGNALS)) or 0)
 
 
 def purge(session: Session, *, before: datetime) -> int:
