@@ -7,10 +7,10 @@ thresholds: a score >= good is good, < bad is bad, anything between is neutral.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ BUCKETS: tuple[Bucket, ...] = ("bad", "neutral", "good")
 
 STAGES_KEY = "stages"
 HEALTH_KEY = "health"
+KEYS = (STAGES_KEY, HEALTH_KEY)  # what a Lifecycle is read from
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,11 @@ def health(session: Session) -> Health:
 
 def current(session: Session) -> Lifecycle:
     """What rules need of the workspace: the stage list and the health thresholds (one query)."""
-    found = configuration.get_many(session, keys=[STAGES_KEY, HEALTH_KEY])
+    return from_configuration(configuration.get_many(session, keys=KEYS))
+
+
+def from_configuration(found: Mapping[str, Any]) -> Lifecycle:
+    """The Lifecycle of configuration values read by `KEYS` (a missing key: the default)."""
     h = Health(**found[HEALTH_KEY]) if found.get(HEALTH_KEY) else Health()
     return Lifecycle(tuple(found.get(STAGES_KEY) or ()), h.good, h.bad)
 

@@ -80,6 +80,13 @@ def load(session: Session, lifecycle: Lifecycle | None = None) -> list[Compiled]
     return [compiled(s, lifecycle) for s in q.definitions(session)]
 
 
+def load_with_lifecycle(session: Session) -> tuple[Lifecycle, list[Compiled]]:
+    """The workspace's Lifecycle and every segment compiled against it, in one query."""
+    rows, found = q.definitions_and_configuration(session, keys=workspace_lifecycle.KEYS)
+    lifecycle = workspace_lifecycle.from_configuration(found)
+    return lifecycle, [compiled(s, lifecycle) for s in rows]
+
+
 def uses_lifecycle(segment: Segment) -> bool:
     """Whether the rule reads `stage` or `health`, whose meaning the workspace defines."""
     return any(path[-1] in ("stage", "health") for path in dependencies(parse(segment.rule)).fields)

@@ -53,13 +53,16 @@ class _Work:
 
 def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> Evaluated:
     """Process these outbox rows (those not processed yet) and store their signals."""
-    rows = outbox.claim(session, ids=outbox_ids, now=now)
+    # A rule change or a refresh waits for this evaluation: every segment's lock is held
+    # shared (on PostgreSQL, taken by the claim's own statement), then the rules are read.
+    postgres = session.get_bind().dialect.name == "postgresql"
+    holding = locks.all_segments_shared_clause() if postgres else None
+    rows = outbox.claim(session, ids=outbox_ids, now=now, holding=holding)
     if not rows:
         return Evaluated(0, 0)
-    workspace = lifecycle.current(session)
+    workspace, loaded = segments.load_with_lifecycle(session)
     health = lifecycle.Health(good=workspace.good, bad=workspace.bad)
-    locks.all_segments_shared(session)  # a rule change or refresh waits for this evaluation
-    compiled = {s.id: s for s in segments.load(session, workspace)}
+    compiled = {s.id: s for s in loaded}
     by_type = {
         t: [s for s in compiled.values() if s.object_type == t] for t in segments.OBJECT_TYPES
     }
@@ -109,10 +112,10 @@ def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> E
                 if event.name in s.deps.events or s.deps.uses_last_seen
             ]
             work.add(object_type, record_id, moved, emit)
-    out += _segment_moves(session, work, compiled, now)
-    store.store(session, rows=out, now=now)
+    enter, leave, moves = _segment_moves(session, work, compiled, now)
+    stored = store.move_and_store(session, enter=enter, leave=leave, signals=out + moves, now=now)
     store.record_scores(session, rows=scores)
-    return Evaluated(len(rows), len(out))
+    return Evaluated(len(rows), stored)
 
 
 def _record_signals(row: Row[Any], health: lifecycle.Health) -> list[dict[str, Any]]:
@@ -176,8 +179,11 @@ def _event_signals(event: Any) -> list[dict[str, Any]]:
 
 def _segment_moves(
     session: Session, work: _Work, compiled: dict[int, segments.Compiled], now: datetime
-) -> list[dict[str, Any]]:
-    """Re-run each record's segments in Python; store enter / leave; return their signals."""
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[dict[str, Any]]]:
+    """Re-run each record's segments in Python: the (segment, record) pairs to enter and to
+    leave, and their signals (each stored only if its move is made)."""
+    enter: list[tuple[int, int]] = []
+    leave: list[tuple[int, int]] = []
     found: list[dict[str, Any]] = []
     # Contacts first, then accounts, each in id order: the lock order of every writer.
     for object_type in ("contact", "account"):
@@ -187,27 +193,23 @@ def _segment_moves(
         views = _views(session, object_type, todo, compiled, now)
         segment_ids = set().union(*todo.values())
         stored = membership.memberships(session, segment_ids=segment_ids, record_ids=todo)
-        enter, leave = [], []
         for record_id, wanted in todo.items():
             view = views.get(record_id)
             if view is None:
                 continue
-            for segment_id in wanted:
+            loud = (object_type, record_id) in work.loud
+            for segment_id in sorted(wanted):
                 inside = compiled[segment_id].predicate(view, now)
-                if inside and (segment_id, record_id) not in stored:
-                    enter.append((segment_id, record_id))
-                elif not inside and (segment_id, record_id) in stored:
-                    leave.append((segment_id, record_id))
-        for move, pairs in (
-            ("enter", membership.add(session, pairs=enter, now=now)),
-            ("leave", membership.remove(session, pairs=leave)),
-        ):
-            found += [
-                segments.membership_signal(object_type, record_id, compiled[segment_id], move, now)
-                for segment_id, record_id in pairs
-                if (object_type, record_id) in work.loud
-            ]
-    return found
+                if inside == ((segment_id, record_id) in stored):
+                    continue
+                move = "enter" if inside else "leave"
+                (enter if inside else leave).append((segment_id, record_id))
+                if loud:
+                    signal = segments.membership_signal(
+                        object_type, record_id, compiled[segment_id], move, now
+                    )
+                    found.append({**signal, "segment_id": segment_id})
+    return enter, leave, found
 
 
 def _views(

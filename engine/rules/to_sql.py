@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -335,7 +335,11 @@ def _aggregate(
     current = count(span, 0)
     if aggregate.function == "count":
         return current
-    previous = count(2 * span, span)
+    return _trend(current, count(2 * span, span))
+
+
+def _trend(current: Any, previous: Any) -> Any:
+    """trend(): the change from the previous window to the current one, in percent."""
     change = literal(Decimal(100)) * (cast(current, Numeric) - previous) / previous
     return case(
         (previous == 0, case((current == 0, literal(Decimal(0))), else_=literal(Decimal(100)))),
@@ -368,40 +372,108 @@ def aggregates_for(
     aggregates: Sequence[Aggregate],
     now: datetime,
 ) -> dict[int, dict[Aggregate, object]]:
-    """Every aggregate of several records, in one query: record id -> aggregate -> value."""
+    """Every aggregate of several records, in one grouped query over their events:
+    record id -> aggregate -> value (zero counts for a record without events)."""
     wanted = tuple(dict.fromkeys(aggregates))
     if not wanted or not record_ids:
         return {}
     dialect = conn.dialect.name
     if any(a.where is not None and dependencies(a.where).time_dependent for a in wanted):
         # A `where` that reads `now` itself: built for this instant (rare, not cached).
-        columns = [_aggregate(a, table, now, dialect).label(f"a{i}") for i, a in enumerate(wanted)]
-        stmt = select(table.c.id, *columns).where(table.c.id.in_(bindparam("ids", expanding=True)))
+        plan = _grouped_counts(table, wanted, dialect, now)
     else:
-        stmt = _aggregates_statement(table, wanted, dialect)
-    offsets = {o for a in wanted for o in (0, a.window.seconds, 2 * a.window.seconds)}
-    params: dict[str, Any] = {f"t{o}": now - timedelta(seconds=o) for o in offsets}
-    rows = conn.execute(stmt, {"ids": sorted(set(record_ids)), **params})
-    return {
-        row[0]: {
-            a: (int(v) if a.function == "count" else v)
-            for a, v in zip(wanted, row[1:], strict=True)
-        }
-        for row in rows
-    }
+        plan = _grouped_counts_cached(table, wanted, dialect)
+    params: dict[str, Any] = {f"t{o}": now - timedelta(seconds=o) for o in plan.offsets}
+    ids = sorted(set(record_ids))
+    found: dict[tuple[int, str], Any] = {}
+    for counted in conn.execute(plan.statement, {"ids": ids, "names": plan.names, **params}):
+        found[(counted[0], counted[1])] = counted
+    result: dict[int, dict[Aggregate, object]] = {}
+    for record_id in ids:
+        values: dict[Aggregate, object] = {}
+        for aggregate, (current, previous) in zip(wanted, plan.columns, strict=True):
+            row = found.get((record_id, aggregate.event))
+            now_count = int(row[current]) if row is not None else 0
+            if previous is None:
+                values[aggregate] = now_count
+            else:
+                before = int(row[previous]) if row is not None else 0
+                values[aggregate] = trend_value(now_count, before)
+        result[record_id] = values
+    return result
+
+
+def trend_value(current: int, previous: int) -> Decimal:
+    """trend() from its two counts, exactly as `_trend` computes it in SQL (round half away
+    from zero, to one decimal)."""
+    if previous == 0:
+        return Decimal(0) if current == 0 else Decimal(100)
+    change = Decimal(100) * (current - previous) / Decimal(previous)
+    return change.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class _CountPlan:
+    statement: Any
+    names: list[str]
+    offsets: frozenset[int]
+    columns: list[tuple[int, int | None]]  # per aggregate: its current (and previous) column
 
 
 @lru_cache(maxsize=512)
-def _aggregates_statement(table: Table, wanted: tuple[Aggregate, ...], dialect: str) -> Any:
-    """The aggregates query with `now` as bound parameters, built once per aggregate set
+def _grouped_counts_cached(table: Table, wanted: tuple[Aggregate, ...], dialect: str) -> _CountPlan:
+    """`_grouped_counts` with `now` only in bound parameters, built once per aggregate set
     (building SQLAlchemy expressions is what a single-record evaluation would spend its
     time on otherwise)."""
-    never = datetime(2000, 1, 1, tzinfo=UTC)  # not read: every instant comes from `at`
+    never = datetime(2000, 1, 1, tzinfo=UTC)  # not read: every instant comes from `t{offset}`
+    return _grouped_counts(table, wanted, dialect, never)
+
+
+def _grouped_counts(
+    table: Table, wanted: tuple[Aggregate, ...], dialect: str, now: datetime
+) -> _CountPlan:
+    """One pass over the records' events of the names and the longest window the aggregates
+    need, grouped by record and event name, one filtered count per window (and one per
+    aggregate with a `where`). The statement stays short — a long one would be re-parsed by
+    the driver on every call — and the set-wise refresh keeps its correlated counts, where
+    the planner picks the records first."""
+    events = _EVENTS
+    owner = events.c.account_id if table.name == "accounts" else events.c.contact_id
 
     def at(offset: int) -> Any:
         return bindparam(f"t{offset}", type_=UTCDateTime())
 
-    columns = [
-        _aggregate(a, table, never, dialect, at).label(f"a{i}") for i, a in enumerate(wanted)
-    ]
-    return select(table.c.id, *columns).where(table.c.id.in_(bindparam("ids", expanding=True)))
+    counts: list[Any] = []
+    keys: dict[tuple[int, int, Aggregate | None], int] = {}
+    offsets: set[int] = {0}
+
+    def column(start: int, end: int, aggregate: Aggregate | None) -> int:
+        key = (start, end, aggregate)
+        if key not in keys:
+            offsets.update((start, end))
+            condition = [events.c.timestamp > at(start), events.c.timestamp <= at(end)]
+            if aggregate is not None and aggregate.where is not None:
+                condition.append(to_sql(aggregate.where, table=events, now=now, dialect=dialect))
+            keys[key] = len(counts) + 2  # after owner and name
+            counts.append(func.count(events.c.id).filter(and_(*condition)))
+        return keys[key]
+
+    columns: list[tuple[int, int | None]] = []
+    for aggregate in wanted:
+        span = aggregate.window.seconds
+        own = aggregate if aggregate.where is not None else None
+        current = column(span, 0, own)
+        previous = column(2 * span, span, own) if aggregate.function == "trend" else None
+        columns.append((current, previous))
+    statement = (
+        select(owner, events.c.name, *counts)
+        .where(
+            owner.in_(bindparam("ids", expanding=True)),
+            events.c.name.in_(bindparam("names", expanding=True)),
+            events.c.timestamp > at(max(offsets)),
+            events.c.timestamp <= at(0),
+        )
+        .group_by(owner, events.c.name)
+    )
+    names = sorted({a.event for a in wanted})
+    return _CountPlan(statement, names, frozenset(offsets), columns)

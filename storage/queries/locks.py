@@ -8,8 +8,12 @@ the namespace in the top bits, the row id below (ids stay under 2**48).
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from functools import lru_cache
+
+from sqlalchemy import BigInteger, ColumnElement, func, literal, select, text
 from sqlalchemy.orm import Session
+
+from storage.models import Segment
 
 SEGMENT = 1
 _SHIFT = 48
@@ -37,13 +41,12 @@ def try_segment(session: Session, segment_id: int) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock}))
 
 
-def all_segments_shared(session: Session) -> None:
-    """Hold every segment's lock shared (in id order), in one statement."""
-    if _postgres(session):
-        session.execute(
-            text(
-                "SELECT count(pg_advisory_xact_lock_shared((CAST(:ns AS bigint) << :shift) | id))"
-                " FROM (SELECT id FROM segments ORDER BY id) AS s"
-            ),
-            {"ns": SEGMENT, "shift": _SHIFT},
-        )
+@lru_cache(maxsize=1)  # built once: constructing it costs more than running it
+def all_segments_shared_clause() -> ColumnElement[bool]:
+    """A condition (always true) that holds every segment's lock shared, in id order, when a
+    statement evaluates it (PostgreSQL, as a one-time filter before the statement reads any
+    row): a writer adds it to take the locks in its own round trip. Statements after it read
+    the rules the locks protect."""
+    ids = select(Segment.id).order_by(Segment.id).subquery("s")
+    key_of = literal(key(SEGMENT, 0), BigInteger).op("|")(ids.c.id)
+    return select(func.count(func.pg_advisory_xact_lock_shared(key_of))).scalar_subquery() >= 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import CursorResult, Row, Table, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, Row, Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import IngestMessage, OutboxRow
@@ -45,15 +46,34 @@ def purge(session: Session, *, processed_before: datetime, messages_before: date
     return gone
 
 
-def claim(session: Session, *, ids: Sequence[int], now: datetime) -> list[Row[Any]]:
-    """Mark rows processed once (guarded) and return those this call moved, in id order."""
+@lru_cache(maxsize=8)
+def _claim_statement(holding: ColumnElement[bool] | None) -> Any:
+    table: Table = OutboxRow.__table__  # type: ignore[assignment]
+    stmt = (
+        update(table)
+        .where(
+            table.c.id.in_(bindparam("ids", expanding=True)),
+            table.c.processed_at.is_(None),
+        )
+        .values(processed_at=bindparam("now", type_=table.c.processed_at.type))
+        .returning(*table.c)
+    )
+    return stmt if holding is None else stmt.where(holding)
+
+
+def claim(
+    session: Session,
+    *,
+    ids: Sequence[int],
+    now: datetime,
+    holding: ColumnElement[bool] | None = None,
+) -> list[Row[Any]]:
+    """Mark rows processed once (guarded) and return those this call moved, in id order;
+    `holding` (a condition that takes locks) is added so it runs in this statement."""
     if not ids:
         return []
-    table: Table = OutboxRow.__table__  # type: ignore[assignment]
-    rows = session.connection().execute(  # Core, not the ORM: this runs once per message
-        update(table)
-        .where(table.c.id.in_(sorted(set(ids))), table.c.processed_at.is_(None))
-        .values(processed_at=now)
-        .returning(*table.c)
+    # Core, not the ORM, and a statement built once: this runs once per message.
+    rows = session.connection().execute(
+        _claim_statement(holding), {"ids": sorted(set(ids)), "now": now}
     )
     return sorted(rows, key=lambda row: row.id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Row, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from storage.queries.ingest import CONTACTS, EVENTS
@@ -33,11 +34,21 @@ def by_ids(
     """
     if not ids:
         return {}
+    rows = session.connection().execute(_by_ids(table, lock), {"ids": sorted(ids)})
+    return {row.id: row for row in rows}
+
+
+@lru_cache(maxsize=8)  # built once per table: it runs on every evaluation
+def _by_ids(table: Table, lock: bool) -> Any:
     columns = [table.c.id, table.c.traits, *(table.c[n] for n in RULE_COLUMNS if n in table.c)]
-    stmt = select(*columns).where(table.c.id.in_(sorted(ids))).order_by(table.c.id)
+    stmt = (
+        select(*columns)
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(table.c.id)
+    )
     if lock:
         stmt = stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE on PostgreSQL
-    return {row.id: row for row in session.connection().execute(stmt)}
+    return stmt
 
 
 def contacts_of(session: Session, *, account_ids: Collection[int]) -> list[tuple[int, int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -11,12 +12,14 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Table,
+    bindparam,
     delete,
     exists,
     false,
     func,
     insert,
     literal,
+    null,
     select,
     text,
     true,
@@ -26,8 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.base import UTCDateTime
-from storage.models import Segment, SegmentMember
+from storage.base import JSONType, UTCDateTime
+from storage.models import Configuration, Segment, SegmentMember
 
 MEMBERS: Table = SegmentMember.__table__  # type: ignore[assignment]
 
@@ -45,6 +48,38 @@ def definitions(session: Session) -> list[Row[Any]]:
             select(table.c.id, table.c.name, table.c.object_type, table.c.rule).order_by(table.c.id)
         )
     )
+
+
+@lru_cache(maxsize=1)  # built once: it runs once per evaluation
+def _definitions_and_configuration() -> Any:
+    table = Segment.__table__
+    config = Configuration.__table__
+    return union_all(
+        select(
+            table.c.id,
+            table.c.name,
+            table.c.object_type,
+            table.c.rule,
+            null().cast(JSONType).label("value"),
+        ),
+        select(null(), config.c.key, null(), null(), config.c.value).where(
+            config.c.key.in_(bindparam("keys", expanding=True))
+        ),
+    )
+
+
+def definitions_and_configuration(
+    session: Session, *, keys: Collection[str]
+) -> tuple[list[Row[Any]], dict[str, Any]]:
+    """`definitions`, and the configuration values of these keys, in one query."""
+    segments, found = [], {}
+    rows = session.connection().execute(_definitions_and_configuration(), {"keys": sorted(keys)})
+    for row in rows:
+        if row.id is None:
+            found[row.name] = row.value
+        else:
+            segments.append(row)
+    return sorted(segments, key=lambda row: row.id), found
 
 
 def by_name(session: Session, *, name: str) -> Segment | None:
@@ -186,17 +221,20 @@ def _refresh_in_two(
     return list(entered), list(left)
 
 
+@lru_cache(maxsize=1)
+def _memberships() -> Any:
+    return select(MEMBERS.c.segment_id, MEMBERS.c.record_id).where(
+        MEMBERS.c.record_id.in_(bindparam("ids", expanding=True))
+    )
+
+
 def memberships(
     session: Session, *, segment_ids: Collection[int], record_ids: Collection[int]
 ) -> set[tuple[int, int]]:
     """The (segment id, record id) pairs stored among these segments and records."""
     if not segment_ids or not record_ids:
         return set()
-    rows = session.connection().execute(
-        select(MEMBERS.c.segment_id, MEMBERS.c.record_id).where(
-            MEMBERS.c.record_id.in_(sorted(record_ids))
-        )
-    )
+    rows = session.connection().execute(_memberships(), {"ids": sorted(record_ids)})
     # Account and contact ids overlap: the segments (of one object type) tell them apart.
     return {(s, r) for s, r in rows if s in segment_ids}
 

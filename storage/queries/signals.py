@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from storage.models import HealthScore, Signal
+from storage.queries import segments as membership
 
 SIGNALS: Table = Signal.__table__  # type: ignore[assignment]
 HEALTH_SCORES: Table = HealthScore.__table__  # type: ignore[assignment]
@@ -20,6 +22,85 @@ def store(session: Session, *, rows: Sequence[dict[str, Any]], now: datetime) ->
     if rows:
         session.execute(insert(SIGNALS), [{**row, "created_at": now} for row in rows])
     return len(rows)
+
+
+# One statement on PostgreSQL: the membership moves, then the signals — a segment signal only
+# for a move this statement made (`segment_id` set), every other signal as it comes.
+_MOVE_AND_STORE = text(
+    """
+    WITH entered AS (
+        INSERT INTO segment_members (segment_id, record_id, since)
+        SELECT e.s, e.r, :now
+        FROM unnest(CAST(:enter_s AS bigint[]), CAST(:enter_r AS bigint[])) AS e(s, r)
+        ON CONFLICT DO NOTHING
+        RETURNING segment_id, record_id, 'segment_enter'::text AS kind
+    ), gone AS (
+        DELETE FROM segment_members AS m
+        USING unnest(CAST(:leave_s AS bigint[]), CAST(:leave_r AS bigint[])) AS l(s, r)
+        WHERE m.segment_id = l.s AND m.record_id = l.r
+        RETURNING m.segment_id, m.record_id, 'segment_leave'::text AS kind
+    ), moved AS (
+        SELECT * FROM entered UNION ALL SELECT * FROM gone
+    ), wanted AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:signals AS jsonb)) AS w(
+            n int, object_type text, object_id bigint, kind text, key text, detail jsonb,
+            occurred_at timestamptz, segment_id bigint)
+    ), stored AS (
+        INSERT INTO signals (object_type, object_id, kind, key, detail, occurred_at, created_at)
+        SELECT w.object_type, w.object_id, w.kind, w.key, w.detail, w.occurred_at, :now
+        FROM wanted AS w
+        WHERE w.segment_id IS NULL OR EXISTS (
+            SELECT 1 FROM moved AS m
+            WHERE m.segment_id = w.segment_id AND m.record_id = w.object_id AND m.kind = w.kind)
+        ORDER BY w.n
+        RETURNING id
+    )
+    SELECT count(*) FROM stored
+    """
+)
+
+
+def move_and_store(
+    session: Session,
+    *,
+    enter: Sequence[tuple[int, int]],
+    leave: Sequence[tuple[int, int]],
+    signals: Sequence[dict[str, Any]],
+    now: datetime,
+) -> int:
+    """Store memberships entered and left, and the signals: a signal carrying a `segment_id`
+    is stored only when this call made its move (a move another transaction made first
+    signals nothing twice). Returns how many signals were stored; never commits."""
+    if not (enter or leave or signals):
+        return 0
+    if session.get_bind().dialect.name != "postgresql":
+        moved = {("segment_enter", *pair) for pair in membership.add(session, pairs=enter, now=now)}
+        moved |= {("segment_leave", *pair) for pair in membership.remove(session, pairs=leave)}
+        kept = [
+            {k: v for k, v in row.items() if k != "segment_id"}
+            for row in signals
+            if row.get("segment_id") is None
+            or (row["kind"], row["segment_id"], row["object_id"]) in moved
+        ]
+        return store(session, rows=kept, now=now)
+    enter, leave = sorted(set(enter)), sorted(set(leave))
+    rows = [
+        {**row, "n": n, "occurred_at": row["occurred_at"].isoformat()}
+        for n, row in enumerate(signals)
+    ]
+    return int(
+        session.execute(
+            _MOVE_AND_STORE,
+            {
+                "now": now,
+                "enter_s": [s for s, _ in enter],
+                "enter_r": [r for _, r in enter],
+                "leave_s": [s for s, _ in leave],
+                "leave_r": [r for _, r in leave],
+                "signals": json.dumps(rows),
+            },
+        ).scalar_one()
+    )
 
 
 def after(session: Session, *, after_id: int, limit: int = 500) -> list[Signal]:
