@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bot import cli_workspace, importer
+from bot import cli_workflows, cli_workspace, importer
 from bot.cli_common import connect, fail, first_line, load_settings, safe_url, setup_logging
 from engine.settings import Settings
 
@@ -242,3 +242,6 @@ def _leave_to_recovery(outbox_ids: list[int]) -> None:
 main.add_command(cli_workspace.apply)
 main.add_command(cli_workspace.segments)
 main.add_command(cli_workspace.signals)
+main.add_command(cli_workflows.validate)
+main.add_command(cli_workflows.export)
+main.add_command(cli_workflows.workflows_group)

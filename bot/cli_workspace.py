@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import signal
 import sys
@@ -21,10 +22,11 @@ from storage.db import session_scope
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (scripts, CI).")
 @click.option("--dry-run", is_flag=True, help="Only say what would change.")
 def apply(file: str, yes: bool, dry_run: bool) -> None:
-    """Create or update the stages, health thresholds and segments of a workflow file
-    (YAML or JSON; `-` reads stdin). Segments are matched by name, case-insensitively, and
-    never deleted. First says what changes — new segments' sizes, and how many records a
-    changed rule makes enter and leave (those are signals) — and asks on a terminal."""
+    """Create or update the stages, health thresholds, segments and workflows of a workflow
+    file (YAML or JSON; `-` reads stdin). Segments and workflows are matched by name,
+    case-insensitively, and never deleted. First says what changes — new segments' sizes, how
+    many records a changed rule makes enter and leave (those are signals), new workflow
+    versions and status moves — and asks on a terminal."""
     from engine import fileload, workspace
     from engine.definitions import DefinitionError, parse_document
 
@@ -36,9 +38,10 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
         fail(_problems(file, exc.problems))
     rt = connect(load_settings(), "workflowbot-apply")
     now = rt.clock.now()
+    hosts = rt.settings.webhook_allowed_hosts
     try:
         with session_scope(rt.db) as session:
-            intended = workspace.plan(session, doc, now=now)
+            intended = workspace.plan(session, doc, now=now, allowed_hosts=hosts)
             session.rollback()
     except DefinitionError as exc:
         fail(_problems(file, exc.problems))
@@ -52,14 +55,29 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
         return
     if not yes and sys.stdin.isatty() and not click.confirm("Apply these changes?"):
         fail("nothing applied")
-    with session_scope(rt.db) as session:
-        done = workspace.apply(session, doc, now=rt.clock.now())
+    try:
+        with session_scope(rt.db) as session:
+            done = workspace.apply(
+                session, doc, now=rt.clock.now(), by=f"cli:{_who()}", allowed_hosts=hosts
+            )
+    except DefinitionError as exc:
+        fail(_problems(file, exc.problems))
     created = [s for s in done.segments if s.action == "create"]
     changed = [s for s in done.segments if s.action == "change"]
+    saved = [w for w in done.workflows if w.changes]
     click.echo(
         f"Applied: {len(created)} segments created, {len(changed)} changed "
-        f"({sum(s.entering for s in changed):,} entered, {sum(s.leaving for s in changed):,} left)."
+        f"({sum(s.entering for s in changed):,} entered, {sum(s.leaving for s in changed):,} left)"
+        f"; {len(saved)} workflows created or changed."
     )
+
+
+def _who() -> str:
+    """Who runs the CLI, for a version's history (the OS user; never fails)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in a bare container: "cli:unknown"
+        return "unknown"
 
 
 def _problems(file: str, problems: list[str]) -> str:

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import sys
-from typing import Any
+from typing import IO, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import MaxDepthExceededError
@@ -347,3 +347,24 @@ def load_path(path: str) -> Any:
         line = data.count(b"\n", 0, error.start) + 1
         raise FileError("not UTF-8 text", line=line, source=path) from None
     return load_text(text, source=path)
+
+
+def dump(data: Any, stream: IO[str]) -> None:
+    """Write plain data as YAML that `load_text` reads back equal: a string that YAML 1.1 or
+    1.2 would read as something else is quoted, and a multi-line one is a `|` block."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # key order
+    yaml.width = 100
+    yaml.allow_unicode = True
+
+    def string(representer: Any, value: str) -> Any:
+        style = None
+        if "\n" in value and not value.endswith((" ", "\t")):
+            style = "|"
+        elif _core(value) != value or _yaml11(value) is not None or value != value.strip():
+            style = '"'
+        return representer.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    yaml.representer.add_representer(str, string)
+    yaml.dump(data, stream)

@@ -1,4 +1,5 @@
-"""Apply a workflow file to the workspace: stages, health thresholds, segments by name.
+"""Apply a workflow file to the workspace: stages, health thresholds, segments and workflows
+by name.
 
 `plan` says what applying would change (segments created with their size, rule changes
 with how many records will enter and leave) without writing; `apply` does it in the
@@ -7,6 +8,7 @@ caller's transaction. Nothing is ever deleted by a file.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -14,13 +16,14 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import lifecycle, segments
-from engine.definitions import DefinitionError, WorkspaceDef
+from engine import http, lifecycle, segments, workflows
+from engine.definitions import DefinitionError, WorkspaceDef, check_references
 from engine.rules import parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
 from storage.models import Segment
 from storage.queries import configuration
 from storage.queries import segments as segment_rows
+from storage.queries import workflows as workflow_rows
 
 Action = Literal["create", "change", "rename", "unchanged"]
 
@@ -48,16 +51,49 @@ class SegmentPlan:
         return f"{what}: unchanged"
 
 
+@dataclass(frozen=True)
+class WorkflowPlan:
+    name: str
+    action: Literal["create", "change", "revive", "unchanged"]
+    status: str  # after applying
+    was: str | None = None  # before, for an existing workflow
+    active: int = 0  # active enrollments that stay on their version
+    summary: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.action != "unchanged" or self.status != self.was
+
+    def line(self) -> str:
+        what = f'workflow "{self.name}"'
+        if self.action == "create":
+            return f"{what}: new, {self.status}"
+        parts = []
+        if self.action == "revive":
+            parts.append("restored (it had been deleted; its enrollments count)")
+        if self.action in ("change", "revive") and self.summary:
+            parts.append(f"new version ({self.summary})")
+            if self.active:
+                parts.append(f"{self.active:,} active enrollments finish on their version")
+        if self.status != self.was:
+            parts.append(f"{self.was} -> {self.status}")
+        return f"{what}: {'; '.join(parts) or 'unchanged'}"
+
+
 @dataclass
 class Plan:
     stages: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     health: tuple[lifecycle.Health, lifecycle.Health] | None = None
     segments: list[SegmentPlan] = field(default_factory=list)
+    workflows: list[WorkflowPlan] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
         return bool(
-            self.stages or self.health or any(s.action != "unchanged" for s in self.segments)
+            self.stages
+            or self.health
+            or any(s.action != "unchanged" for s in self.segments)
+            or any(w.changes for w in self.workflows)
         )
 
     def lines(self) -> list[str]:
@@ -75,11 +111,20 @@ class Plan:
                 f"{old_h.bad:g}; buckets and segments on health move without signals)"
             )
         out += [s.line() for s in self.segments]
+        out += [w.line() for w in self.workflows]
         return out
 
 
-def plan(session: Session, doc: WorkspaceDef, *, now: datetime) -> Plan:
-    """What applying `doc` would change, with member counts; writes nothing."""
+def plan(
+    session: Session,
+    doc: WorkspaceDef,
+    *,
+    now: datetime,
+    allowed_hosts: Collection[str] = (),
+    resolver: http.Resolver | None = None,
+) -> Plan:
+    """What applying `doc` would change, with member counts; writes nothing. Workflows are
+    checked against the workspace (segments, stages, webhook hosts, template names)."""
     result = Plan()
     now_set = lifecycle.current(session)
     if doc.stages is not None:
@@ -127,15 +172,69 @@ def plan(session: Session, doc: WorkspaceDef, *, now: datetime) -> Plan:
         else:
             action: Action = "rename" if existing.name != definition.name else "unchanged"
             result.segments.append(SegmentPlan(definition.name, definition.object, action))
+    stored = {s.name_key: s.object_type for s in segment_rows.all_segments(session)}
+    problems += check_references(
+        doc,
+        segments=stored,
+        stages=now_set.stages,
+        allowed_hosts=allowed_hosts,
+        resolver=resolver or http.SystemResolver(),
+    )
     if problems:
         raise DefinitionError(problems)
+    result.workflows = _workflow_plans(session, doc)
     return result
 
 
-def apply(session: Session, doc: WorkspaceDef, *, now: datetime) -> Plan:
+def _workflow_plans(session: Session, doc: WorkspaceDef) -> list[WorkflowPlan]:
+    """What saving each workflow would do (no trigger lookups: segments may be new)."""
+    plans = []
+    existing = {w.name_key: w for w in workflow_rows.all_workflows(session)}
+    counts = workflow_rows.counts(session, workflow_ids=[w.id for w in existing.values()])
+    for definition in doc.workflows:
+        found = workflow_rows.by_name(session, name=definition.name, deleted=True)
+        if found is None:
+            plans.append(WorkflowPlan(definition.name, "create", definition.status))
+            continue
+        keep = "status" not in definition.model_fields_set
+        current = workflow_rows.version(session, workflow_id=found.id, number=found.version)
+        document = workflows.document_of(definition)
+        changed = current is None or current.document != document
+        summary = workflows.changes(current.document if current else {}, document)
+        action: Literal["change", "revive", "unchanged"] = (
+            "revive" if found.deleted_at is not None else "change" if changed else "unchanged"
+        )
+        was = found.status if found.deleted_at is None else "deleted"
+        revived = "draft" if found.live_since is None else "disabled"
+        status = (found.status if found.deleted_at is None else revived) if keep else None
+        if status is None:
+            status = definition.status
+            if status == "draft" and found.live_since is not None:
+                raise DefinitionError(
+                    [
+                        f"workflows[{len(plans)}].status: {found.name!r} went live; a "
+                        "workflow does not return to draft (use disabled)"
+                    ]
+                )
+        active = counts.get(found.id, {}).get("active", 0)
+        plans.append(
+            WorkflowPlan(definition.name, action, status, was, active, summary if changed else "")
+        )
+    return plans
+
+
+def apply(
+    session: Session,
+    doc: WorkspaceDef,
+    *,
+    now: datetime,
+    by: str = "cli",
+    allowed_hosts: Collection[str] = (),
+    resolver: http.Resolver | None = None,
+) -> Plan:
     """Apply `doc` in the caller's transaction; returns what was done (actual counts)."""
-    intended = plan(session, doc, now=now)
-    done = Plan(stages=intended.stages, health=intended.health)
+    intended = plan(session, doc, now=now, allowed_hosts=allowed_hosts, resolver=resolver)
+    done = Plan(stages=intended.stages, health=intended.health, workflows=intended.workflows)
     if intended.stages:
         configuration.put(
             session, key=lifecycle.STAGES_KEY, value=list(intended.stages[1]), now=now
@@ -181,4 +280,10 @@ def apply(session: Session, doc: WorkspaceDef, *, now: datetime) -> Plan:
                 existing.name = definition.name
                 existing.updated_at = now
             done.segments.append(step)
+    session.flush()
+    for workflow in doc.workflows:
+        try:
+            workflows.save(session, definition=workflow, by=by, now=now)
+        except workflows.WorkflowError as exc:
+            raise DefinitionError([str(exc)]) from None
     return done

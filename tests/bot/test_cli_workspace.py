@@ -112,7 +112,12 @@ def test_stdin_and_a_renamed_case_are_the_same_segment(
             "segments[1].rule: 1:7: expected a value after '='",
         ),
         (FILE.replace("[Onboarding, Adoption, Renewal]", "[on, off]"), "line 2: on would load as"),
-        (FILE + "workflows:\n  - name: x\n", "workflows: workflows are not available yet"),
+        (
+            FILE
+            + "workflows:\n  - name: x\n    object: account\n    trigger: {segment: Trial accounts}"
+            + "\n    steps:\n      - action: email\n",
+            'workflows[0].steps[0].action: "email" is not available yet',
+        ),
         (FILE.replace("version: 1", "version: 2"), "version: must be 1"),
         (FILE.replace("object: contact", "object: user"), "segments[2].object:"),
     ],

@@ -1,0 +1,181 @@
+"""`workflowbot validate`, `export` and `workflows list|enable|disable|history|rollback|
+rename|delete`: workflows from the command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bot.cli_common import connect, fail, load_settings
+from bot.cli_workspace import _problems
+from storage.db import session_scope
+
+
+@click.command()
+@click.argument("file", metavar="FILE|-")
+def validate(file: str) -> None:
+    """Check a workflow file — the format, rules, templates, and the segments, stages and
+    webhook hosts it names — without changing anything."""
+    from engine import fileload, workspace
+    from engine.definitions import DefinitionError, parse_document
+
+    try:
+        doc = parse_document(fileload.load_path(file))
+    except fileload.FileError as exc:
+        fail(str(exc))
+    except DefinitionError as exc:
+        fail(_problems(file, exc.problems))
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            workspace.plan(
+                session,
+                doc,
+                now=rt.clock.now(),
+                allowed_hosts=rt.settings.webhook_allowed_hosts,
+            )
+            session.rollback()
+    except DefinitionError as exc:
+        fail(_problems(file, exc.problems))
+    click.echo(
+        f"{'<stdin>' if file == '-' else file}: valid ({len(doc.segments)} segments, "
+        f"{len(doc.workflows)} workflows)"
+    )
+
+
+@click.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+def export(names: tuple[str, ...]) -> None:
+    """Write workflows (all, or those named) in the workflow-file format, to stdout; applying
+    the output changes nothing."""
+    from engine import fileload, workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            documents = workflows.export(session, names=list(names) or None)
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
+    fileload.dump({"version": 1, "workflows": documents}, sys.stdout)
+
+
+@click.group(name="workflows")
+def workflows_group() -> None:
+    """List workflows, enable or disable them, and see or roll back their history."""
+
+
+@workflows_group.command(name="list")
+def list_workflows() -> None:
+    """Each workflow's status, version and enrollment counts."""
+    from storage.queries import workflows as q
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    with session_scope(rt.db) as session:
+        found = q.all_workflows(session)
+        counts = q.counts(session, workflow_ids=[w.id for w in found])
+        rows = [(w.name, w.object_type, w.status, w.version, counts[w.id]) for w in found]
+    if not rows:
+        click.echo("No workflows yet: `workflowbot apply FILE` creates them.")
+        return
+    for name, object_type, status, version, n in rows:
+        click.echo(
+            f"{name} ({object_type}, {status}, v{version}): {n['enrolled']:,} enrolled, "
+            f"{n['active']:,} active, {n['completed']:,} completed, {n['exited']:,} exited, "
+            f"{n['failed']:,} failed"
+        )
+
+
+def _status(name: str, status: str) -> None:
+    from engine import workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            workflow = workflows.set_status(session, name=name, status=status, now=rt.clock.now())
+            shown = workflow.name
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
+    click.echo(f"{shown}: {status}")
+
+
+@workflows_group.command()
+@click.argument("name")
+def enable(name: str) -> None:
+    """Make a workflow live: signals from now on enroll records."""
+    _status(name, "live")
+
+
+@workflows_group.command()
+@click.argument("name")
+def disable(name: str) -> None:
+    """Stop new enrollments of a live workflow."""
+    _status(name, "disabled")
+
+
+@workflows_group.command()
+@click.argument("name")
+def history(name: str) -> None:
+    """The versions of a workflow: number, when, who, what changed."""
+    from engine import workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            lines = [
+                f"v{v.number}  {v.created_at:%Y-%m-%d %H:%M} UTC  {v.created_by}  {v.summary}"
+                for v in workflows.history(session, name=name)
+            ]
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
+    click.echo("\n".join(lines))
+
+
+@workflows_group.command()
+@click.argument("name")
+@click.argument("version", type=int)
+def rollback(name: str, version: int) -> None:
+    """Make an old version current again (as a new version)."""
+    from engine import workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            made = workflows.rollback(
+                session, name=name, number=version, by="cli", now=rt.clock.now()
+            )
+            number = made.number
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
+    click.echo(f"{name}: version {version} is current again, as version {number}")
+
+
+@workflows_group.command()
+@click.argument("name")
+@click.argument("new_name")
+def rename(name: str, new_name: str) -> None:
+    """Rename a workflow; it keeps its versions and enrollments."""
+    from engine import workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            workflows.rename(session, name=name, new_name=new_name, now=rt.clock.now())
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
+    click.echo(f"{name}: renamed to {new_name}")
+
+
+@workflows_group.command()
+@click.argument("name")
+def delete(name: str) -> None:
+    """Delete a workflow (soft: its history stays, and the same name revives it)."""
+    from engine import workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            workflows.delete(session, name=name, now=rt.clock.now())
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
+    click.echo(f"{name}: deleted")
