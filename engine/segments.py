@@ -23,6 +23,7 @@ from engine.rules.to_sql import to_sql
 from storage.models import Segment
 from storage.queries import locks, signals
 from storage.queries import segments as q
+from storage.queries import workflows as workflow_rows
 from storage.queries.ingest import ACCOUNTS, CONTACTS
 
 OBJECT_TYPES = ("account", "contact")
@@ -208,10 +209,17 @@ def membership_signal(
 
 
 def delete(session: Session, *, name: str) -> Segment:
-    """Delete a segment and its membership; SegmentError when there is none of that name."""
+    """Delete a segment and its membership; SegmentError when there is none of that name or
+    a workflow is triggered by it."""
     segment = q.by_name(session, name=name)
     if segment is None:
         raise SegmentError(f"no segment named {name!r}")
+    users = workflow_rows.using_segment(session, segment_id=segment.id)
+    if users:
+        raise SegmentError(
+            f"{segment.name!r} triggers {', '.join(repr(n) for n in users)}: change or delete "
+            "those workflows first"
+        )
     locks.segment(session, segment.id)
     session.delete(segment)
     session.flush()

@@ -99,3 +99,18 @@ def documents(session: Session, *, workflows: Collection[Workflow]) -> dict[int,
         )
     )
     return {wid: doc for wid, number, doc in rows if (wid, number) in current}
+
+
+def using_segment(session: Session, *, segment_id: int) -> list[str]:
+    """Names of the workflows (not deleted) whose trigger is this segment."""
+    return list(
+        session.scalars(
+            select(Workflow.name)
+            .where(
+                Workflow.trigger_kind.in_(["segment_enter", "segment_leave"]),
+                Workflow.trigger_key == str(segment_id),
+                Workflow.deleted_at.is_(None),
+            )
+            .order_by(Workflow.name_key)
+        )
+    )

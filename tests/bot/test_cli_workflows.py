@@ -137,3 +137,16 @@ def test_disable_enable_rename_and_delete(run: Callable[..., Any], tmp_path: Pat
     with session_scope(db) as session:
         [gone] = q.all_workflows(session) or [q.by_name(session, name="Welcome", deleted=True)]
         assert gone is not None and gone.deleted_at is not None
+
+
+def test_a_segment_that_triggers_a_workflow_is_not_deleted(
+    run: Callable[..., Any], tmp_path: Path, db: Any
+) -> None:
+    run("apply", write(tmp_path, FILE), "--yes")
+    refused = run("segments", "delete", "Trial accounts")
+    assert refused.exit_code == 2
+    assert "'Trial accounts' triggers 'Trial welcome'" in refused.output
+    assert count(db, Segment) == 1
+    run("workflows", "delete", "Trial welcome")
+    assert run("segments", "delete", "Trial accounts").exit_code == 0
+    assert count(db, Segment) == 0
