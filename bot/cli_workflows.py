@@ -4,12 +4,30 @@ rename|delete`: workflows from the command line."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 
 import click
+from sqlalchemy.orm import Session
 
 from bot.cli_common import connect, fail, load_settings
-from bot.cli_workspace import _problems
+from bot.cli_workspace import plan_document, read_document, who
 from storage.db import session_scope
+
+
+@contextmanager
+def _workflows_session() -> Iterator[tuple[Session, datetime]]:
+    """A unit of work and the time for a workflows command; a WorkflowError exits 2 with its
+    message, and nothing is written."""
+    from engine import workflows
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        with session_scope(rt.db) as session:
+            yield session, rt.clock.now()
+    except workflows.WorkflowError as exc:
+        fail(str(exc))
 
 
 @click.command()
@@ -17,27 +35,8 @@ from storage.db import session_scope
 def validate(file: str) -> None:
     """Check a workflow file — the format, rules, templates, and the segments, stages and
     webhook hosts it names — without changing anything."""
-    from engine import fileload, workspace
-    from engine.definitions import DefinitionError, parse_document
-
-    try:
-        doc = parse_document(fileload.load_path(file))
-    except fileload.FileError as exc:
-        fail(str(exc))
-    except DefinitionError as exc:
-        fail(_problems(file, exc.problems))
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            workspace.plan(
-                session,
-                doc,
-                now=rt.clock.now(),
-                allowed_hosts=rt.settings.webhook_allowed_hosts,
-            )
-            session.rollback()
-    except DefinitionError as exc:
-        fail(_problems(file, exc.problems))
+    doc = read_document(file)
+    plan_document(connect(load_settings(), "workflowbot-cli"), file, doc)
     click.echo(
         f"{'<stdin>' if file == '-' else file}: valid ({len(doc.segments)} segments, "
         f"{len(doc.workflows)} workflows)"
@@ -51,12 +50,8 @@ def export(names: tuple[str, ...]) -> None:
     the output changes nothing."""
     from engine import fileload, workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            documents = workflows.export(session, names=list(names) or None)
-    except workflows.WorkflowError as exc:
-        fail(str(exc))
+    with _workflows_session() as (session, _):
+        documents = workflows.export(session, names=list(names) or None)
     fileload.dump({"version": 1, "workflows": documents}, sys.stdout)
 
 
@@ -89,13 +84,9 @@ def list_workflows() -> None:
 def _status(name: str, status: str) -> None:
     from engine import workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            workflow = workflows.set_status(session, name=name, status=status, now=rt.clock.now())
-            shown = workflow.name
-    except workflows.WorkflowError as exc:
-        fail(str(exc))
+    with _workflows_session() as (session, now):
+        workflow = workflows.set_status(session, name=name, status=status, now=now)
+        shown = workflow.name
     click.echo(f"{shown}: {status}")
 
 
@@ -119,15 +110,11 @@ def history(name: str) -> None:
     """The versions of a workflow: number, when, who, what changed."""
     from engine import workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            lines = [
-                f"v{v.number}  {v.created_at:%Y-%m-%d %H:%M} UTC  {v.created_by}  {v.summary}"
-                for v in workflows.history(session, name=name)
-            ]
-    except workflows.WorkflowError as exc:
-        fail(str(exc))
+    with _workflows_session() as (session, _):
+        lines = [
+            f"v{v.number}  {v.created_at:%Y-%m-%d %H:%M} UTC  {v.created_by}  {v.summary}"
+            for v in workflows.history(session, name=name)
+        ]
     click.echo("\n".join(lines))
 
 
@@ -138,15 +125,9 @@ def rollback(name: str, version: int) -> None:
     """Make an old version current again (as a new version)."""
     from engine import workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            made = workflows.rollback(
-                session, name=name, number=version, by="cli", now=rt.clock.now()
-            )
-            number = made.number
-    except workflows.WorkflowError as exc:
-        fail(str(exc))
+    with _workflows_session() as (session, now):
+        made = workflows.rollback(session, name=name, number=version, by=f"cli:{who()}", now=now)
+        number = made.number
     click.echo(f"{name}: version {version} is current again, as version {number}")
 
 
@@ -157,12 +138,8 @@ def rename(name: str, new_name: str) -> None:
     """Rename a workflow; it keeps its versions and enrollments."""
     from engine import workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            workflows.rename(session, name=name, new_name=new_name, now=rt.clock.now())
-    except workflows.WorkflowError as exc:
-        fail(str(exc))
+    with _workflows_session() as (session, now):
+        workflows.rename(session, name=name, new_name=new_name, now=now)
     click.echo(f"{name}: renamed to {new_name}")
 
 
@@ -172,10 +149,6 @@ def delete(name: str) -> None:
     """Delete a workflow (soft: its history stays, and the same name revives it)."""
     from engine import workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    try:
-        with session_scope(rt.db) as session:
-            workflows.delete(session, name=name, now=rt.clock.now())
-    except workflows.WorkflowError as exc:
-        fail(str(exc))
+    with _workflows_session() as (session, now):
+        workflows.delete(session, name=name, now=now)
     click.echo(f"{name}: deleted")

@@ -8,13 +8,18 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
 
 from bot.cli_common import connect, fail, load_settings
 from storage.db import session_scope
+
+if TYPE_CHECKING:
+    from engine.definitions import WorkspaceDef
+    from engine.runtime import Runtime
+    from engine.workspace import Plan
 
 
 @click.command()
@@ -27,24 +32,13 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
     case-insensitively, and never deleted. First says what changes — new segments' sizes, how
     many records a changed rule makes enter and leave (those are signals), new workflow
     versions and status moves — and asks on a terminal."""
-    from engine import fileload, workspace
-    from engine.definitions import DefinitionError, parse_document
+    from engine import workspace
+    from engine.definitions import DefinitionError
 
-    try:
-        doc = parse_document(fileload.load_path(file))
-    except fileload.FileError as exc:
-        fail(str(exc))
-    except DefinitionError as exc:
-        fail(_problems(file, exc.problems))
+    doc = read_document(file)
     rt = connect(load_settings(), "workflowbot-apply")
-    now = rt.clock.now()
     hosts = rt.settings.webhook_allowed_hosts
-    try:
-        with session_scope(rt.db) as session:
-            intended = workspace.plan(session, doc, now=now, allowed_hosts=hosts)
-            session.rollback()
-    except DefinitionError as exc:
-        fail(_problems(file, exc.problems))
+    intended = plan_document(rt, file, doc)
     for line in intended.lines():
         click.echo(line)
     if not intended.changes:
@@ -58,7 +52,7 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
     try:
         with session_scope(rt.db) as session:
             done = workspace.apply(
-                session, doc, now=rt.clock.now(), by=f"cli:{_who()}", allowed_hosts=hosts
+                session, doc, now=rt.clock.now(), by=f"cli:{who()}", allowed_hosts=hosts
             )
     except DefinitionError as exc:
         fail(_problems(file, exc.problems))
@@ -72,12 +66,42 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
     )
 
 
-def _who() -> str:
+def who() -> str:
     """Who runs the CLI, for a version's history (the OS user; never fails)."""
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no user name in a bare container: "cli:unknown"
         return "unknown"
+
+
+def read_document(file: str) -> WorkspaceDef:
+    """The validated document of FILE (`-`: stdin), or exit 2 naming every problem."""
+    from engine import fileload
+    from engine.definitions import DefinitionError, parse_document
+
+    try:
+        return parse_document(fileload.load_path(file))
+    except fileload.FileError as exc:
+        fail(str(exc))
+    except DefinitionError as exc:
+        fail(_problems(file, exc.problems))
+
+
+def plan_document(rt: Runtime, file: str, doc: WorkspaceDef) -> Plan:
+    """What applying `doc` would change, checked against the workspace (nothing written), or
+    exit 2 naming every problem."""
+    from engine import workspace
+    from engine.definitions import DefinitionError
+
+    try:
+        with session_scope(rt.db) as session:
+            intended = workspace.plan(
+                session, doc, now=rt.clock.now(), allowed_hosts=rt.settings.webhook_allowed_hosts
+            )
+            session.rollback()
+    except DefinitionError as exc:
+        fail(_problems(file, exc.problems))
+    return intended
 
 
 def _problems(file: str, problems: list[str]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,10 +25,10 @@ from pydantic import (
     model_validator,
 )
 
-from engine import templating
+from engine import rules, templating
 from engine.rules import RuleError, parse
 from engine.rules.analysis import leaves
-from engine.rules.ast import AggregateCompare, Duration, Unit
+from engine.rules.ast import AggregateCompare, Duration
 from engine.rules.ast import Field as RuleField
 from engine.segments import SegmentError, check_rule
 
@@ -69,17 +69,11 @@ def _shown(value: object) -> str:
 
 
 # -- durations ----------------------------------------------------------------------------------
-# The grammar of a rule's `duration` (workflow-format.md); engine.rules exposes its Duration
-# value but no parser function of its own, so the one line of grammar is repeated here.
-_DURATION = re.compile(r"([1-9][0-9]*)([mhdw])")
-
-
 def parse_duration(text: str) -> Duration:
     """`30m`, `4h`, `3d`, `2w` as a Duration (`.seconds`), or ValueError saying what to write."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
+    duration = rules.parse_duration(text.strip())  # the rule language's grammar, one place
+    if duration is None:
         raise ValueError(f"{_shown(text)} is not a duration (use 30m, 4h, 3d or 2w)")
-    duration = Duration(int(match[1]), cast(Unit, match[2]))
     if duration.seconds > MAX_DURATION_SECONDS:
         raise ValueError(f"{_shown(text)} is longer than ten years")
     return duration

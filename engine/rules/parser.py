@@ -283,9 +283,9 @@ class _Parser:
                 raise self.error(f"a duration needs a unit (m, h, d or w), found {token.text!r}")
             raise self.error(f"expected a duration (like 7d) {context}, found {_describe(token)}")
         self.next()
-        match = _DURATION.match(token.text)
-        assert match is not None  # checked by the tokenizer
-        return Duration(int(match.group(1)), cast(Unit, match.group(2)))
+        found = parse_duration(token.text)
+        assert found is not None  # checked by the tokenizer
+        return found
 
     def aggregate_compare(self) -> AggregateCompare:
         function = cast(Literal["count", "trend"], self.next().text.lower())
@@ -322,3 +322,9 @@ def parse(text: str) -> Rule:
     if token.kind != "end":
         raise parser.error(f"expected 'and', 'or' or the end of the rule, found {_describe(token)}")
     return rule
+
+
+def parse_duration(text: str) -> Duration | None:
+    """A duration as the rule language writes it (`30m`, `4h`, `3d`, `2w`), or None."""
+    match = _DURATION.match(text)
+    return None if match is None else Duration(int(match.group(1)), cast(Unit, match.group(2)))

@@ -11,7 +11,7 @@ parsed by `wf_timestamp`, which accepts exactly the forms `values.TIMESTAMP` doe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -313,14 +313,13 @@ def _aggregate(
     table: Table,
     now: datetime,
     dialect: str,
-    at: Callable[[int], Any] | None = None,
 ) -> Any:
-    """count() as a correlated count of the record's events; trend() from two such counts.
+    """count() as a correlated count of the record's events; trend() from two such counts
+    (the set-wise form; one record's aggregates come from `aggregates_for`)."""
 
-    `at(offset)` gives the SQL for the instant `offset` seconds before now (default: a
-    literal; `aggregates_for` passes bound parameters so its statement is built once).
-    """
-    instant = at or (lambda offset: literal(now - timedelta(seconds=offset)))
+    def instant(offset: int) -> Any:
+        return literal(now - timedelta(seconds=offset))
+
     events = _EVENTS
     owner = events.c.account_id if table.name == "accounts" else events.c.contact_id
     conditions = [owner == table.c.id, events.c.name == aggregate.event]
