@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bot import cli_workflows, cli_workspace, importer
+from bot import cli_records, cli_workflows, cli_workspace, importer
 from bot.cli_common import connect, fail, first_line, load_settings, safe_url, setup_logging
 from engine.settings import Settings
 
@@ -55,7 +55,7 @@ def run(port: int | None, host: str, verbose: bool) -> None:
     worker = dramatiq.Worker(rt.broker, worker_threads=4, worker_timeout=100)
     worker.start()
     stop = threading.Event()
-    scheduler = Scheduler(rt, enqueue=tasks.enqueue_evaluation)
+    scheduler = Scheduler(rt, enqueue=tasks.enqueue_evaluation, enqueue_steps=tasks.enqueue_steps)
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
     key = settings.ingest_write_keys[0]
@@ -164,7 +164,12 @@ def scheduler(tick: float) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    Scheduler(rt, enqueue=tasks.enqueue_evaluation, tick_seconds=tick).run(stop)
+    Scheduler(
+        rt,
+        enqueue=tasks.enqueue_evaluation,
+        enqueue_steps=tasks.enqueue_steps,
+        tick_seconds=tick,
+    ).run(stop)
     if worker is not None:
         worker.stop()
 
@@ -245,3 +250,5 @@ main.add_command(cli_workspace.signals)
 main.add_command(cli_workflows.validate)
 main.add_command(cli_workflows.export)
 main.add_command(cli_workflows.workflows_group)
+main.add_command(cli_records.suppress)
+main.add_command(cli_records.records)

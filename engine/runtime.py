@@ -10,6 +10,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine
 
 from engine.clock import Clock, SystemClock
+from engine.http import Resolver, SystemResolver
 from engine.rules import sqlite as rules_sqlite
 from engine.settings import Settings
 from storage.db import make_engine
@@ -23,6 +24,7 @@ class Runtime:
     db: Engine
     broker: dramatiq.Broker
     clock: Clock = field(default_factory=SystemClock)
+    resolver: Resolver = field(default_factory=SystemResolver)
 
 
 _current: Runtime | None = None

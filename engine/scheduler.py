@@ -1,5 +1,9 @@
-"""The scheduler loop: recovery of outbox rows whose message was lost, the periodic refresh
-of segments that time alone can move, and housekeeping. Later issues add due steps.
+"""The scheduler loop: due steps to the queue, recovery of work whose message or worker was
+lost (outbox rows, step runs past their lease), the periodic refresh of segments that time
+alone can move (whose signals enroll like any other), and housekeeping.
+
+PostgreSQL holds every pending thing; this loop only turns rows into messages. Several loops
+may run at once: rows are claimed by guarded UPDATEs (FOR UPDATE SKIP LOCKED on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from datetime import datetime, timedelta
 
 from dramatiq.brokers.stub import StubBroker
 
-from engine import segments
+from engine import enrollment, lifecycle, runner, segments
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
-from storage.queries import locks, outbox
+from storage.queries import enrollments, locks, outbox
 from storage.queries import segments as segment_rows
 from storage.queries import signals as signal_rows
+from storage.queries import steps as step_rows
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +43,19 @@ class Scheduler:
         tick_seconds: float = 1.0,
         purge_every: timedelta = timedelta(hours=1),
         poll_outbox: bool | None = None,
+        enqueue_steps: Callable[[Sequence[int]], None] | None = None,
+        dispatch_batch: int = 1000,
     ) -> None:
         """`poll_outbox` (default: when the broker is in-process, i.e. no REDIS_URL) takes
         every outbox row left unprocessed for 2 s, so work other processes committed (an
         import, another web process) is evaluated here; with Redis only rows whose message
-        is overdue (OUTBOX_RECOVERY_SECONDS) are re-enqueued."""
+        is overdue (OUTBOX_RECOVERY_SECONDS) are re-enqueued. `enqueue_steps` sends step run
+        ids to the workers (without it this loop dispatches no step)."""
         self._rt = rt
         self._enqueue = enqueue
+        self._enqueue_steps = enqueue_steps
+        self._batch = dispatch_batch
+        self._lease = timedelta(seconds=rt.settings.step_lease_seconds)
         self._tick = tick_seconds
         self._purge_every = purge_every
         self._last_purge: datetime | None = None
@@ -67,6 +78,56 @@ class Scheduler:
             self._enqueue(ids)
             total += len(ids)
 
+    def dispatch_steps(self) -> int:
+        """Queue every step run whose `due_at` has come, a batch per transaction, each batch
+        enqueued after its commit; none while every send is paused. Returns how many."""
+        if self._enqueue_steps is None:
+            return 0
+        total = 0
+        while True:
+            now = self._rt.clock.now()
+            with session_scope(self._rt.db) as session:
+                if runner.paused(session):
+                    return total
+                ids = step_rows.dispatch_due(session, now=now, lease=self._lease, limit=self._batch)
+            if not ids:
+                return total
+            self._enqueue_steps(ids)
+            total += len(ids)
+
+    def recover_steps(self) -> int:
+        """Step runs past their lease: a queued one whose message was lost (a flushed Redis)
+        or a running one whose worker died is requested again, with the same idempotency key;
+        a `sending` one (an at-most-once call cut short) becomes `unknown`, never resent."""
+        if self._enqueue_steps is None:
+            return 0
+        total = 0
+        now = self._rt.clock.now()
+        with session_scope(self._rt.db) as session:
+            for row in step_rows.mark_unknown(session, now=now):
+                enrollments.log(
+                    session,
+                    rows=[
+                        {
+                            "enrollment_id": row.enrollment_id,
+                            "at": now,
+                            "kind": "unknown",
+                            "step_index": row.step_index,
+                            "message": f"step {row.step_index + 1}: the worker stopped while "
+                            "sending; it may have been sent and is not sent again by itself",
+                        }
+                    ],
+                )
+        while True:
+            with session_scope(self._rt.db) as session:
+                ids = step_rows.recover(session, now=now, lease=self._lease, limit=self._batch)
+            if not ids:
+                break
+            log.warning("step runs past their lease, requested again: %s", ids[:20])
+            self._enqueue_steps(ids)
+            total += len(ids)
+        return total
+
     def refresh_segments(self) -> int:
         """Recompute, set-wise, each time-dependent segment whose refresh is due; the
         difference becomes enter / leave signals. Returns how many segments were refreshed."""
@@ -74,13 +135,13 @@ class Scheduler:
         due_before = now - timedelta(seconds=self._rt.settings.segment_refresh_seconds)
         with session_scope(self._rt.db) as session:
             timed = {c.id for c in segments.load(session) if c.deps.time_dependent}
-            due = [
+            stale = [
                 s.id
                 for s in segment_rows.all_segments(session)
                 if s.id in timed and s.refreshed_at <= due_before
             ]
         done = 0
-        for segment_id in due:
+        for segment_id in stale:
             with session_scope(self._rt.db) as session:
                 # Another scheduler may hold it, or have just refreshed it: skip, never wait.
                 if not locks.try_segment(session, segment_id):
@@ -89,6 +150,18 @@ class Scheduler:
                 if segment is None or segment.refreshed_at > due_before:
                     continue
                 refreshed = segments.refresh(session, segment=segment, now=now)
+                due_steps: list[int] = []
+                if refreshed is not None and refreshed.signals:
+                    made = enrollment.on_signals(
+                        session,
+                        signals=refreshed.signals,
+                        lifecycle=lifecycle.current(session),
+                        now=now,
+                        lease=self._lease,
+                    )
+                    due_steps = made.due_steps
+            if due_steps and self._enqueue_steps is not None:
+                self._enqueue_steps(due_steps)
             if refreshed is not None:
                 done += 1
                 if refreshed.entered or refreshed.left:
@@ -114,6 +187,8 @@ class Scheduler:
 
     def tick(self) -> None:
         """One round of every periodic duty."""
+        self.dispatch_steps()
+        self.recover_steps()
         recovered = self.recover_outbox()
         if recovered:
             log.warning("re-enqueued %d outbox rows left unprocessed", recovered)

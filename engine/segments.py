@@ -7,7 +7,7 @@ difference into segment_enter / segment_leave signals, in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -25,6 +25,7 @@ from storage.queries import locks, signals
 from storage.queries import segments as q
 from storage.queries import workflows as workflow_rows
 from storage.queries.ingest import ACCOUNTS, CONTACTS
+from storage.queries.signals import StoredSignal
 
 OBJECT_TYPES = ("account", "contact")
 BIG_MOVE = 10_000  # members moved by one refresh past which the statistics are refreshed
@@ -146,6 +147,7 @@ class Refreshed:
     segment: str
     entered: int
     left: int
+    signals: list[StoredSignal] = field(default_factory=list)  # to enroll from
 
 
 def change_rule(session: Session, *, segment: Segment, rule: str, now: datetime) -> Refreshed:
@@ -187,11 +189,16 @@ def refresh(
         membership_signal(segment.object_type, record_id, segment, "leave", now)
         for record_id in left
     ]
-    signals.store(session, rows=rows if signal else [], now=now)
+    stored = signals.store(session, rows=rows if signal else [], now=now)
     segment.refreshed_at = now
     if len(entered) + len(left) > BIG_MOVE:
         q.analyze(session)
-    return Refreshed(segment.name, len(entered), len(left))
+    return Refreshed(
+        segment.name,
+        len(entered),
+        len(left),
+        [StoredSignal(**row._mapping) for row in stored],
+    )
 
 
 def membership_signal(

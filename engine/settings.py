@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,13 +50,29 @@ class Settings(BaseSettings):
     hubspot_token: str | None = None
     hubspot_api_url: str = "https://api.hubapi.com/"
     webhook_allowed_hosts: CommaList = []
+    webhook_secret: str | None = None
     step_lease_seconds: int = Field(default=300, ge=5)
+    step_retry_seconds: float = Field(default=30.0, gt=0)
     outbox_recovery_seconds: int = Field(default=30, ge=1)
     segment_refresh_seconds: int = Field(default=300, ge=1)
 
     _split_lists = field_validator(
         "secret_key", "ingest_write_keys", "slack_admins", "webhook_allowed_hosts", mode="before"
     )(_split)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        body = value.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(body + "==", validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) < 16:
+            raise ValueError("must be whsec_ followed by base64 of at least 16 random bytes")
+        return value
 
     @field_validator("database_url")
     @classmethod

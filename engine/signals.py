@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from engine import lifecycle, segments
+from engine import enrollment, lifecycle, segments
 from engine.rules.records import RecordValues, from_row
 from engine.rules.to_sql import aggregates_for
 from storage.queries import locks, outbox, records
@@ -28,6 +28,10 @@ from storage.queries import signals as store
 class Evaluated:
     processed: int
     signals: int
+    enrolled: int = 0
+    exited: int = 0
+    # Steps due now, queued by this transaction: enqueue them once it has committed.
+    due_steps: tuple[int, ...] = ()
 
 
 @dataclass
@@ -51,8 +55,15 @@ class _Work:
         return {rid: segs for (t, rid), segs in self.todo.items() if t == object_type and segs}
 
 
-def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> Evaluated:
-    """Process these outbox rows (those not processed yet) and store their signals."""
+def evaluate(
+    session: Session,
+    *,
+    outbox_ids: Sequence[int],
+    now: datetime,
+    lease: timedelta = enrollment.DEFAULT_LEASE,
+) -> Evaluated:
+    """Process these outbox rows (those not processed yet), store their signals, enroll
+    the records they qualify and exit the enrolled records whose `exit_if` now holds."""
     # A rule change or a refresh waits for this evaluation: every segment's lock is held
     # shared (on PostgreSQL, taken by the claim's own statement), then the rules are read.
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -115,7 +126,22 @@ def evaluate(session: Session, *, outbox_ids: Sequence[int], now: datetime) -> E
     enter, leave, moves = _segment_moves(session, work, compiled, now)
     stored = store.move_and_store(session, enter=enter, leave=leave, signals=out + moves, now=now)
     store.record_scores(session, rows=scores)
-    return Evaluated(len(rows), stored)
+    # Exits first: a record whose exit holds now is not enrolled by the same change.
+    exited = enrollment.check_exits(session, records=work.todo, lifecycle=workspace, now=now)
+    enrolled = enrollment.on_signals(
+        session,
+        signals=[store.StoredSignal(**row._mapping) for row in stored],
+        lifecycle=workspace,
+        now=now,
+        lease=lease,
+    )
+    return Evaluated(
+        len(rows),
+        len(stored),
+        len(enrolled.enrolled),
+        len(exited),
+        tuple(enrolled.due_steps),
+    )
 
 
 def _record_signals(row: Row[Any], health: lifecycle.Health) -> list[dict[str, Any]]:

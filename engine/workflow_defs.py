@@ -46,6 +46,8 @@ NOT_BUILT_ACTIONS = (
     "hubspot_task",
     "salesforce_task",
 )
+# A trigger index key matching every key of its signal kind (`health: change`).
+ANY_KEY = "*"
 MAX_DURATION_SECONDS = 3650 * 86400  # ten years: past that a timestamp sum may overflow
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine import lifecycle
 from engine.workflow_defs import (
+    ANY_KEY,
     EventTrigger,
     HealthTrigger,
     SegmentTrigger,
@@ -22,12 +23,11 @@ from engine.workflow_defs import (
     WorkflowDef,
 )
 from storage.queries import segments as segment_rows
+from storage.queries import steps as step_rows
 from storage.queries import workflows as q
 from storage.workflow_models import Workflow, WorkflowVersion
 
 Action = Literal["create", "change", "unchanged", "revive"]
-# A health trigger on any move listens to every key of the health signal.
-ANY_KEY = "*"
 
 
 class WorkflowError(ValueError):
@@ -98,7 +98,7 @@ def save(session: Session, *, definition: WorkflowDef, by: str, now: datetime) -
         session.add(workflow)
         session.flush()
         _add_version(session, workflow, document, by=by, summary="created", now=now)
-        _set_status(workflow, definition.status, now)
+        _set_status(session, workflow, definition.status, now)
         return Saved(workflow.name, "create", workflow.version, workflow.status, None, "created")
     if workflow.object_type != definition.object:
         raise WorkflowError(
@@ -120,7 +120,7 @@ def save(session: Session, *, definition: WorkflowDef, by: str, now: datetime) -
     workflow.name = definition.name  # the file's spelling
     workflow.trigger_kind, workflow.trigger_key = kind, key
     if "status" in definition.model_fields_set:  # a file without `status` keeps the current one
-        _set_status(workflow, definition.status, now)
+        _set_status(session, workflow, definition.status, now)
     if action == "unchanged" and workflow.status != was:
         workflow.updated_at = now
     return Saved(workflow.name, action, workflow.version, workflow.status, was, summary)
@@ -149,8 +149,10 @@ def _add_version(
     return version
 
 
-def _set_status(workflow: Workflow, status: str, now: datetime) -> None:
-    """draft -> live -> disabled -> live; a workflow that went live never returns to draft."""
+def _set_status(session: Session, workflow: Workflow, status: str, now: datetime) -> None:
+    """draft -> live -> disabled -> live; a workflow that went live never returns to draft.
+    Going live again releases the steps held while it was disabled (the runner skips those
+    overdue by more than the resume window)."""
     if status == workflow.status:
         return
     if status == "draft":
@@ -161,6 +163,7 @@ def _set_status(workflow: Workflow, status: str, now: datetime) -> None:
     if status == "live":
         workflow.live_since = now  # only signals from now on enroll
         workflow.disabled_at = None
+        step_rows.release_held(session, workflow_id=workflow.id)
     else:
         workflow.disabled_at = now
     workflow.status = status
@@ -198,7 +201,7 @@ def get(session: Session, *, name: str) -> Workflow:
 def set_status(session: Session, *, name: str, status: str, now: datetime) -> Workflow:
     """Enable (live) or disable a workflow by name."""
     workflow = get(session, name=name)
-    _set_status(workflow, status, now)
+    _set_status(session, workflow, status, now)
     workflow.updated_at = now
     return workflow
 
@@ -221,7 +224,7 @@ def delete(session: Session, *, name: str, now: datetime) -> Workflow:
     """Soft delete: no new enrollments, hidden from lists; the row and its history stay."""
     workflow = get(session, name=name)
     if workflow.status == "live":
-        _set_status(workflow, "disabled", now)
+        _set_status(session, workflow, "disabled", now)
     workflow.deleted_at = workflow.updated_at = now
     return workflow
 

@@ -117,6 +117,9 @@ class Enrollment(Base):
     once: Mapped[bool] = mapped_column(Boolean)  # enrolled under `enrollment: once`
     via: Mapped[str] = mapped_column(String(16))  # signal | manual | existing
     signal_id: Mapped[int | None] = mapped_column(BigInteger)
+    # What enrolled it (a signal's kind, key and detail: the event for `event.*`), kept after
+    # the signal itself is purged.
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     enrolled_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(Text)
@@ -125,10 +128,11 @@ class Enrollment(Base):
 class StepRun(Base):
     """One step of one enrollment: pending until `due_at`, then claimed, run, finished.
 
-    status: scheduled -> running -> done | skipped | failed (or back to scheduled with
-    attempt + 1); held while the workflow is disabled or sends are paused; cancelled on exit;
-    sending / unknown for at-most-once actions. `lease_until` bounds a dispatch or a run: a
-    row past it is requested again.
+    status: scheduled -> queued (dispatched) -> running -> done | skipped | failed, or back to
+    scheduled with attempt + 1 (a retry); held while the workflow is disabled, paused while
+    every send is paused (pause-all); cancelled on exit; sending -> unknown for at-most-once
+    actions. `lease_until` bounds a dispatch or a run: a queued or running row past it is
+    requested again, a sending one becomes unknown (never resent by itself).
     """
 
     __tablename__ = "step_runs"
@@ -136,6 +140,7 @@ class StepRun(Base):
         Index("uq_step_runs_step", "enrollment_id", "step_index", unique=True),
         Index("ix_step_runs_due", "due_at", **_where("status = 'scheduled'")),
         Index("ix_step_runs_lease", "lease_until", **_where("status = 'running'")),
+        Index("ix_step_runs_queued", "lease_until", **_where("status IN ('queued', 'sending')")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -3,25 +3,56 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, text
+from sqlalchemy import Row, Table, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from storage.models import HealthScore, Signal
 from storage.queries import segments as membership
 
+
+@dataclass(frozen=True)
+class StoredSignal:
+    """A signal as stored: what the workflow engine enrolls from."""
+
+    id: int
+    object_type: str
+    object_id: int
+    kind: str
+    key: str
+    detail: Mapping[str, Any]
+    occurred_at: datetime
+
+
 SIGNALS: Table = Signal.__table__  # type: ignore[assignment]
 HEALTH_SCORES: Table = HealthScore.__table__  # type: ignore[assignment]
 
 
-def store(session: Session, *, rows: Sequence[dict[str, Any]], now: datetime) -> int:
-    """Insert signals (object_type, object_id, kind, key, detail, occurred_at); never commits."""
-    if rows:
-        session.execute(insert(SIGNALS), [{**row, "created_at": now} for row in rows])
-    return len(rows)
+_STORED = (
+    SIGNALS.c.id,
+    SIGNALS.c.object_type,
+    SIGNALS.c.object_id,
+    SIGNALS.c.kind,
+    SIGNALS.c.key,
+    SIGNALS.c.detail,
+    SIGNALS.c.occurred_at,
+)
+
+
+def store(session: Session, *, rows: Sequence[dict[str, Any]], now: datetime) -> list[Row[Any]]:
+    """Insert signals (object_type, object_id, kind, key, detail, occurred_at) and return
+    them stored (with `id`), in the order given; never commits."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(SIGNALS).returning(*_STORED, sort_by_parameter_order=True),
+        [{**row, "created_at": now} for row in rows],
+    )
+    return list(result.all())
 
 
 # One statement on PostgreSQL: the membership moves, then the signals — a segment signal only
@@ -53,9 +84,9 @@ _MOVE_AND_STORE = text(
             SELECT 1 FROM moved AS m
             WHERE m.segment_id = w.segment_id AND m.record_id = w.object_id AND m.kind = w.kind)
         ORDER BY w.n
-        RETURNING id
+        RETURNING id, object_type, object_id, kind, key, detail, occurred_at
     )
-    SELECT count(*) FROM stored
+    SELECT * FROM stored ORDER BY id
     """
 )
 
@@ -67,12 +98,13 @@ def move_and_store(
     leave: Sequence[tuple[int, int]],
     signals: Sequence[dict[str, Any]],
     now: datetime,
-) -> int:
+) -> list[Row[Any]]:
     """Store memberships entered and left, and the signals: a signal carrying a `segment_id`
     is stored only when this call made its move (a move another transaction made first
-    signals nothing twice). Returns how many signals were stored; never commits."""
+    signals nothing twice). Returns the signals stored (id, object_type, object_id, kind,
+    key, detail, occurred_at), by id; never commits."""
     if not (enter or leave or signals):
-        return 0
+        return []
     if session.get_bind().dialect.name != "postgresql":
         moved = {("segment_enter", *pair) for pair in membership.add(session, pairs=enter, now=now)}
         moved |= {("segment_leave", *pair) for pair in membership.remove(session, pairs=leave)}
@@ -88,9 +120,9 @@ def move_and_store(
         {**row, "n": n, "occurred_at": row["occurred_at"].isoformat()}
         for n, row in enumerate(signals)
     ]
-    return int(
+    return list(
         session.execute(
-            _MOVE_AND_STORE,
+            _MOVE_AND_STORE.columns(*_STORED),
             {
                 "now": now,
                 "enter_s": [s for s, _ in enter],
@@ -99,7 +131,7 @@ def move_and_store(
                 "leave_r": [r for _, r in leave],
                 "signals": json.dumps(rows),
             },
-        ).scalar_one()
+        ).all()
     )
 
 
