@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bot import cli_records, cli_workflows, cli_workspace, importer
+from bot import cli_control, cli_records, cli_workflows, cli_workspace, importer
 from bot.cli_common import connect, fail, first_line, load_settings, safe_url, setup_logging
 from engine.settings import Settings
 
@@ -252,3 +252,8 @@ main.add_command(cli_workflows.export)
 main.add_command(cli_workflows.workflows_group)
 main.add_command(cli_records.suppress)
 main.add_command(cli_records.records)
+main.add_command(cli_control.logs)
+main.add_command(cli_control.enroll)
+main.add_command(cli_control.enrollments)
+main.add_command(cli_control.pause_all)
+main.add_command(cli_control.resume_all)

@@ -81,13 +81,40 @@ def list_workflows() -> None:
         )
 
 
-def _status(name: str, status: str) -> None:
-    from engine import workflows
+def _status(name: str, status: str, *, exit_all: bool = False) -> None:
+    from engine import control, workflows
 
     with _workflows_session() as (session, now):
-        workflow = workflows.set_status(session, name=name, status=status, now=now)
-        shown = workflow.name
+        if status == "live":
+            _show_audience(session, name, now)
+        changed = workflows.set_status(session, name=name, status=status, now=now)
+        shown = changed.workflow.name
+        exited = (
+            control.exit_all(session, workflow=changed.workflow, by=f"cli:{who()}", now=now)
+            if exit_all
+            else 0
+        )
     click.echo(f"{shown}: {status}")
+    if changed.enrolled_existing:
+        click.echo(f"enrolled {changed.enrolled_existing:,} existing records (enroll_existing)")
+    if exited:
+        click.echo(f"exited {exited:,} active enrollments")
+
+
+def _show_audience(session: Session, name: str, now: datetime) -> None:
+    """Before a first enable with `enroll_existing`, say how many that enrolls."""
+    from engine import control, workflows
+    from engine.workflow_defs import WorkflowDef
+    from storage.queries import workflows as q
+
+    workflow = workflows.get(session, name=name)
+    current = q.version(session, workflow_id=workflow.id, number=workflow.version)
+    if workflow.live_since is not None or current is None:
+        return
+    definition = WorkflowDef.model_validate(current.document)
+    if definition.enroll_existing:
+        found = control.audience(session, definition=definition, now=now)
+        click.echo(f"enroll_existing: {found.count:,} {found.what} enroll now")
 
 
 @workflows_group.command()
@@ -99,9 +126,11 @@ def enable(name: str) -> None:
 
 @workflows_group.command()
 @click.argument("name")
-def disable(name: str) -> None:
-    """Stop new enrollments of a live workflow."""
-    _status(name, "disabled")
+@click.option("--exit-all", is_flag=True, help="Also exit every active enrollment.")
+def disable(name: str, exit_all: bool) -> None:
+    """Stop new enrollments of a live workflow; pending steps wait until it is enabled again
+    (those overdue by more than its resume_window are then skipped)."""
+    _status(name, "disabled", exit_all=exit_all)
 
 
 @workflows_group.command()

@@ -64,6 +64,12 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
         f"({sum(s.entering for s in changed):,} entered, {sum(s.leaving for s in changed):,} left)"
         f"; {len(saved)} workflows created or changed."
     )
+    for w in done.workflows:
+        if w.enrolled_existing:
+            click.echo(
+                f'workflow "{w.name}": {w.enrolled_existing:,} existing records enrolled '
+                "(enroll_existing)"
+            )
 
 
 def who() -> str:

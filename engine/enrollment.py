@@ -92,8 +92,10 @@ def on_signals(
     lifecycle: Lifecycle,
     now: datetime,
     lease: timedelta = DEFAULT_LEASE,
+    queue: bool = True,
 ) -> Outcome:
-    """Enroll the records these stored signals qualify, in every live workflow listening."""
+    """Enroll the records these stored signals qualify, in every live workflow listening
+    (`queue`: see `enroll`)."""
     outcome = Outcome()
     if not signals:
         return outcome
@@ -132,6 +134,7 @@ def on_signals(
                 via="signal",
                 now=now,
                 lease=lease,
+                queue=queue,
             )
         )
     return outcome
@@ -181,10 +184,13 @@ def enroll(
     now: datetime,
     lease: timedelta = DEFAULT_LEASE,
     check_only_if: bool = True,
+    queue: bool = True,
 ) -> Outcome:
     """Enroll the candidates the workflow admits: `only_if` holds (unless not checked, for a
     manual enrollment), `exit_if` does not, `reenroll_after` has passed; the unique indexes
-    drop the rest. `refused` says why a candidate was not enrolled when it is worth saying."""
+    drop the rest. `refused` says why a candidate was not enrolled when it is worth saying.
+    With `queue`, a first step due now is queued for the caller to enqueue after its commit
+    (a worker); without, it is scheduled for the scheduler to dispatch (the CLI)."""
     outcome = Outcome()
     definition = compiled.definition
     if not candidates:
@@ -270,7 +276,8 @@ def enroll(
                 "detail": {"signal_id": candidate.signal_id, "via": via},
             }
         )
-        steps.append(step_row(row.id, 0, now + timedelta(seconds=first.delay_seconds), now, lease))
+        due_at = now + timedelta(seconds=first.delay_seconds)
+        steps.append(step_row(row.id, 0, due_at, now, lease, queue=queue))
         logs.append(scheduled_line(row.id, 0, first.action, steps[-1]["due_at"], now))
     for (step_id, status), _ in zip(step_rows.add(session, rows=steps), steps, strict=True):
         if status == "queued":
@@ -280,11 +287,17 @@ def enroll(
 
 
 def step_row(
-    enrollment_id: int, index: int, due_at: datetime, now: datetime, lease: timedelta
+    enrollment_id: int,
+    index: int,
+    due_at: datetime,
+    now: datetime,
+    lease: timedelta,
+    *,
+    queue: bool = True,
 ) -> dict[str, Any]:
-    """A new step run: queued with a lease when already due (its message goes out after the
-    commit), else scheduled for the scheduler to dispatch."""
-    due = due_at <= now
+    """A new step run: queued with a lease when already due and `queue` (its message goes out
+    after the commit), else scheduled for the scheduler to dispatch."""
+    due = queue and due_at <= now
     return {
         "enrollment_id": enrollment_id,
         "step_index": index,

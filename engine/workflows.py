@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from engine import lifecycle
+from engine import control, lifecycle
 from engine.workflow_defs import (
     ANY_KEY,
     EventTrigger,
@@ -42,6 +42,7 @@ class Saved:
     status: str  # after saving
     was: str | None  # status before, for an existing workflow
     summary: str  # what changed, for a new version
+    enrolled_existing: int = 0  # enrolled at a first enable with `enroll_existing: true`
 
 
 def document_of(definition: WorkflowDef) -> dict[str, Any]:
@@ -98,8 +99,10 @@ def save(session: Session, *, definition: WorkflowDef, by: str, now: datetime) -
         session.add(workflow)
         session.flush()
         _add_version(session, workflow, document, by=by, summary="created", now=now)
-        _set_status(session, workflow, definition.status, now)
-        return Saved(workflow.name, "create", workflow.version, workflow.status, None, "created")
+        enrolled = _set_status(session, workflow, definition.status, now)
+        return Saved(
+            workflow.name, "create", workflow.version, workflow.status, None, "created", enrolled
+        )
     if workflow.object_type != definition.object:
         raise WorkflowError(
             f"object: {workflow.name!r} follows {workflow.object_type}s; a workflow's object "
@@ -119,11 +122,12 @@ def save(session: Session, *, definition: WorkflowDef, by: str, now: datetime) -
         action = "revive" if action == "revive" else "change"
     workflow.name = definition.name  # the file's spelling
     workflow.trigger_kind, workflow.trigger_key = kind, key
+    enrolled = 0
     if "status" in definition.model_fields_set:  # a file without `status` keeps the current one
-        _set_status(session, workflow, definition.status, now)
+        enrolled = _set_status(session, workflow, definition.status, now)
     if action == "unchanged" and workflow.status != was:
         workflow.updated_at = now
-    return Saved(workflow.name, action, workflow.version, workflow.status, was, summary)
+    return Saved(workflow.name, action, workflow.version, workflow.status, was, summary, enrolled)
 
 
 def _add_version(
@@ -149,17 +153,19 @@ def _add_version(
     return version
 
 
-def _set_status(session: Session, workflow: Workflow, status: str, now: datetime) -> None:
+def _set_status(session: Session, workflow: Workflow, status: str, now: datetime) -> int:
     """draft -> live -> disabled -> live; a workflow that went live never returns to draft.
     Going live again releases the steps held while it was disabled (the runner skips those
-    overdue by more than the resume window)."""
+    overdue by more than the resume window); going live the first time with
+    `enroll_existing: true` enrolls who matches now. Returns how many that enrolled."""
     if status == workflow.status:
-        return
+        return 0
     if status == "draft":
         raise WorkflowError(
             f"status: {workflow.name!r} is {workflow.status}; a workflow that went live does "
             "not return to draft (use disabled)"
         )
+    first = workflow.live_since is None
     if status == "live":
         workflow.live_since = now  # only signals from now on enroll
         workflow.disabled_at = None
@@ -167,6 +173,12 @@ def _set_status(session: Session, workflow: Workflow, status: str, now: datetime
     else:
         workflow.disabled_at = now
     workflow.status = status
+    if status == "live" and first:
+        current = q.version(session, workflow_id=workflow.id, number=workflow.version)
+        if current is not None and current.document.get("enroll_existing"):
+            session.flush()
+            return control.enroll_existing(session, workflow=workflow, now=now)
+    return 0
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -198,12 +210,18 @@ def get(session: Session, *, name: str) -> Workflow:
     return workflow
 
 
-def set_status(session: Session, *, name: str, status: str, now: datetime) -> Workflow:
+@dataclass(frozen=True)
+class StatusChange:
+    workflow: Workflow
+    enrolled_existing: int  # records enrolled at a first enable with `enroll_existing: true`
+
+
+def set_status(session: Session, *, name: str, status: str, now: datetime) -> StatusChange:
     """Enable (live) or disable a workflow by name."""
     workflow = get(session, name=name)
-    _set_status(session, workflow, status, now)
+    enrolled = _set_status(session, workflow, status, now)
     workflow.updated_at = now
-    return workflow
+    return StatusChange(workflow, enrolled)
 
 
 def rename(session: Session, *, name: str, new_name: str, now: datetime) -> Workflow:

@@ -9,14 +9,14 @@ caller's transaction. Nothing is ever deleted by a file.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import http, lifecycle, segments, workflows
+from engine import control, enrollment, http, lifecycle, segments, workflows
 from engine.definitions import DefinitionError, WorkspaceDef, check_references
 from engine.rules import parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
@@ -24,6 +24,7 @@ from storage.models import Segment
 from storage.queries import configuration
 from storage.queries import segments as segment_rows
 from storage.queries import workflows as workflow_rows
+from storage.workflow_models import Workflow
 
 Action = Literal["create", "change", "rename", "unchanged"]
 
@@ -59,6 +60,9 @@ class WorkflowPlan:
     was: str | None = None  # before, for an existing workflow
     active: int = 0  # active enrollments that stay on their version
     summary: str = ""
+    audience: control.Audience | None = None  # who matches the (new) trigger now, if live
+    existing: control.Audience | None = None  # who `enroll_existing` enrolls at a first enable
+    enrolled_existing: int = 0  # after applying: how many it did
 
     @property
     def changes(self) -> bool:
@@ -67,7 +71,7 @@ class WorkflowPlan:
     def line(self) -> str:
         what = f'workflow "{self.name}"'
         if self.action == "create":
-            return f"{what}: new, {self.status}"
+            return f"{what}: new, {self.status}" + self._existing()
         parts = []
         if self.action == "revive":
             parts.append("restored (it had been deleted; its enrollments count)")
@@ -75,9 +79,18 @@ class WorkflowPlan:
             parts.append(f"new version ({self.summary})")
             if self.active:
                 parts.append(f"{self.active:,} active enrollments finish on their version")
+            if self.audience is not None:
+                about = " (an estimate)" if self.audience.estimate else ""
+                parts.append(f"{self.audience.count:,} {self.audience.what} now{about}")
         if self.status != self.was:
             parts.append(f"{self.was} -> {self.status}")
-        return f"{what}: {'; '.join(parts) or 'unchanged'}"
+        return f"{what}: {'; '.join(parts) or 'unchanged'}" + self._existing()
+
+    def _existing(self) -> str:
+        """What `enroll_existing` will enroll at a first enable (said before applying)."""
+        if self.existing is None:
+            return ""
+        return f"; enroll_existing: {self.existing.count:,} {self.existing.what} enroll now"
 
 
 @dataclass
@@ -182,11 +195,11 @@ def plan(
     )
     if problems:
         raise DefinitionError(problems)
-    result.workflows = _workflow_plans(session, doc)
+    result.workflows = _workflow_plans(session, doc, now)
     return result
 
 
-def _workflow_plans(session: Session, doc: WorkspaceDef) -> list[WorkflowPlan]:
+def _workflow_plans(session: Session, doc: WorkspaceDef, now: datetime) -> list[WorkflowPlan]:
     """What saving each workflow would do (no trigger lookups: segments may be new)."""
     plans = []
     existing = {w.name_key: w for w in workflow_rows.all_workflows(session)}
@@ -194,7 +207,14 @@ def _workflow_plans(session: Session, doc: WorkspaceDef) -> list[WorkflowPlan]:
     for definition in doc.workflows:
         found = workflow_rows.by_name(session, name=definition.name, deleted=True)
         if found is None:
-            plans.append(WorkflowPlan(definition.name, "create", definition.status))
+            plans.append(
+                WorkflowPlan(
+                    definition.name,
+                    "create",
+                    definition.status,
+                    existing=_existing(session, definition, None, definition.status, now),
+                )
+            )
             continue
         keep = "status" not in definition.model_fields_set
         current = workflow_rows.version(session, workflow_id=found.id, number=found.version)
@@ -217,10 +237,43 @@ def _workflow_plans(session: Session, doc: WorkspaceDef) -> list[WorkflowPlan]:
                     ]
                 )
         active = counts.get(found.id, {}).get("active", 0)
+        reach = None
+        if changed and status == "live":
+            try:
+                reach = control.audience(session, definition=definition, now=now)
+            except control.ControlError:
+                reach = None  # a segment this file creates: not counted before it exists
         plans.append(
-            WorkflowPlan(definition.name, action, status, was, active, summary if changed else "")
+            WorkflowPlan(
+                definition.name,
+                action,
+                status,
+                was,
+                active,
+                summary if changed else "",
+                reach,
+                _existing(session, definition, found, status, now),
+            )
         )
     return plans
+
+
+def _existing(
+    session: Session,
+    definition: workflows.WorkflowDef,
+    found: Workflow | None,
+    status: str,
+    now: datetime,
+) -> control.Audience | None:
+    """Who `enroll_existing` would enroll: only when this apply makes it live the first time
+    (None too when its segment is created by the same file: counted after applying)."""
+    first = found is None or found.live_since is None
+    if not (definition.enroll_existing and status == "live" and first):
+        return None
+    try:
+        return control.audience(session, definition=definition, now=now)
+    except control.ControlError:
+        return None
 
 
 def apply(
@@ -270,6 +323,14 @@ def apply(
             )
         elif step.action == "change" and existing is not None:
             moved = segments.change_rule(session, segment=existing, rule=definition.rule, now=now)
+            # Who entered or left is a signal like any other (its steps wait for the scheduler).
+            enrollment.on_signals(
+                session,
+                signals=moved.signals,
+                lifecycle=lifecycle.current(session),
+                now=now,
+                queue=False,
+            )
             done.segments.append(
                 SegmentPlan(
                     definition.name, definition.object, "change", 0, moved.entered, moved.left
@@ -281,9 +342,12 @@ def apply(
                 existing.updated_at = now
             done.segments.append(step)
     session.flush()
-    for workflow in doc.workflows:
+    applied = []
+    for workflow, intent in zip(doc.workflows, intended.workflows, strict=True):
         try:
-            workflows.save(session, definition=workflow, by=by, now=now)
+            saved = workflows.save(session, definition=workflow, by=by, now=now)
         except workflows.WorkflowError as exc:
             raise DefinitionError([str(exc)]) from None
+        applied.append(replace(intent, enrolled_existing=saved.enrolled_existing))
+    done.workflows = applied
     return done

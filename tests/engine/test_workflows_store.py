@@ -74,7 +74,7 @@ def test_going_live_sets_live_since_and_live_never_returns_to_draft(ws: Engine) 
         workflow = workflows.set_status(
             session, name="Trial welcome", status="live", now=later + timedelta(hours=1)
         )
-        assert workflow.live_since == later + timedelta(hours=1)
+        assert workflow.workflow.live_since == later + timedelta(hours=1)
     with pytest.raises(workflows.WorkflowError, match="does not return to draft"):
         save(ws, definition(status="draft"))
 
