@@ -53,7 +53,9 @@ class Flow(Harness):
         svc = runner.services(self.rt)
         ran = 0
         for _ in range(rounds):
-            self.scheduler().dispatch_steps()
+            scheduler = self.scheduler()
+            scheduler.dispatch_steps()
+            scheduler.recover_steps()
             if not self.pending:
                 return ran
             batch, self.pending = self.pending, []
