@@ -133,6 +133,43 @@ def test_run_without_redis_evaluates_what_an_import_committed(tmp_path: Path) ->
     assert code == 0, out
 
 
+def test_run_on_sqlite_runs_a_workflow_end_to_end(tmp_path: Path) -> None:
+    """The single-process path: a live workflow applied by another process, an event over
+    HTTP, and `run` enrolls, queues the step in process and the webhook reaches the peer."""
+    from tests.sink import webhook_sink
+
+    with webhook_sink() as sink:
+        workspace = tmp_path / "workspace.yaml"
+        workspace.write_text(
+            "version: 1\nworkflows:\n  - name: Signups\n    object: contact\n"
+            "    trigger: {event: signup}\n    status: live\n    steps:\n"
+            f"      - action: webhook\n        url: '{sink.url}/hook'\n",
+            encoding="utf-8",
+        )
+        env = clean_env(WEBHOOK_ALLOWED_HOSTS="127.0.0.1", INGEST_WRITE_KEYS="k1")
+        port = free_port()
+        proc = start(["run", "--port", str(port)], env=env, cwd=tmp_path)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz", proc)
+            done = subprocess.run(
+                [str(BIN / "workflowbot"), "apply", str(workspace), "--yes"], env=env,
+                cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/v1/track",
+                json={"userId": "ada", "event": "signup"},
+                auth=("k1", ""),
+            )
+            assert r.status_code == 200, r.text
+            wait_until(lambda: len(sink.received) == 1, timeout=20)
+            assert sink.received[0].path == "/hook"
+            assert sink.received[0].json["data"]["event"]["name"] == "signup"
+        finally:
+            code, out = stop(proc)
+        assert code == 0, out
+
+
 def test_run_on_postgresql_and_redis(db: Engine, tmp_path: Path) -> None:
     port = free_port()
     url = db.url.render_as_string(hide_password=False)

@@ -414,3 +414,39 @@ def test_a_lost_message_is_requested_again_after_its_lease(
     scheduler.tick()
     wait_until(lambda: flow.steps() == [(0, "done", 0)])
     assert len(sink.received) == 1
+
+
+def test_a_worker_dying_before_the_call_leaves_one_request_after_its_lease(
+    flow: Flow, sink: Sink
+) -> None:
+    """RELIABILITY 6, at least once keyed, the crash before the call: the step runs again
+    after its lease and the peer sees it once."""
+    login_flow(flow, sink, [hook(sink)])
+    [step_id] = flow.pending
+    flow.pending.clear()
+    with session_scope(flow.rt.db) as s:
+        call, _ = runner._claim_and_check(s, runner.services(flow.rt), step_id)
+    assert call is not None  # claimed; the worker dies here
+    flow.run()
+    assert sink.received == [] and flow.steps() == [(0, "running", 0)]
+    clock(flow).advance(seconds=61)
+    flow.run()
+    assert len(sink.received) == 1
+    assert flow.steps() == [(0, "done", 0)]
+
+
+def test_a_send_cut_short_becomes_unknown_and_is_never_resent(flow: Flow, sink: Sink) -> None:
+    """RELIABILITY 6, at most once: a step found `sending` past its lease (the worker died
+    between committing `sending` and recording the answer) becomes `unknown`, logged, and is
+    not run again."""
+    login_flow(flow, sink, [hook(sink, delay="1h")])
+    with session_scope(flow.rt.db) as s:
+        row = s.scalars(select(StepRun)).one()
+        row.status, row.lease_until = "sending", clock(flow).now() + timedelta(seconds=60)
+    clock(flow).advance(seconds=61)
+    flow.run()
+    assert flow.steps() == [(0, "unknown", 0)]
+    assert "it may have been sent and is not sent again by itself" in flow.timeline(["unknown"])[0]
+    clock(flow).advance(days=1)
+    flow.run()
+    assert sink.received == []
