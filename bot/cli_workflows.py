@@ -120,8 +120,30 @@ def _show_audience(session: Session, name: str, now: datetime) -> None:
 @workflows_group.command()
 @click.argument("name")
 def enable(name: str) -> None:
-    """Make a workflow live: signals from now on enroll records."""
+    """Make a workflow live: signals from now on enroll records. Only a valid workflow goes
+    live: its current version is checked against the workspace as `validate` does."""
+    _check_current(name)
     _status(name, "live")
+
+
+def _check_current(name: str) -> None:
+    """Exit 2 naming every problem of the workflow's current version in today's workspace
+    (a stage list or a webhook host may have changed since it was saved)."""
+    from engine import workflows
+    from engine.definitions import DefinitionError, parse_document
+    from storage.queries import workflows as q
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    with _workflows_session() as (session, _):
+        workflow = workflows.get(session, name=name)
+        current = q.version(session, workflow_id=workflow.id, number=workflow.version)
+        assert current is not None
+        data = {"version": 1, "workflows": [{**current.document, "name": workflow.name}]}
+    try:
+        doc = parse_document(data)
+    except DefinitionError as exc:
+        fail(f'"{name}" cannot go live: ' + "; ".join(exc.problems))
+    plan_document(rt, f'workflow "{name}"', doc)
 
 
 @workflows_group.command()

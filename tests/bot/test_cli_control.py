@@ -222,3 +222,20 @@ def test_apply_says_how_many_enroll_existing_takes_before_it_does(
         "`mrr < 500` holds enroll now"
     ) in result.output
     assert flow.enrollments() == []
+
+
+def test_only_a_valid_workflow_goes_live(
+    run: Callable[..., Any], tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drafted = tmp_path / "draft.yml"
+    drafted.write_text(FILE.format(url=sink.url, existing="false").replace("live", "draft"))
+    assert run("apply", drafted, "--yes").exit_code == 0
+    monkeypatch.delenv("WEBHOOK_ALLOWED_HOSTS")  # 127.0.0.1 is no longer allowed
+    refused = run("workflows", "enable", "Trial welcome")
+    assert refused.exit_code == 2
+    assert "workflows[0].steps[0].url: https is required" in refused.output
+    assert "draft" in run("workflows", "list").output
+    monkeypatch.setenv("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+    enabled = run("workflows", "enable", "Trial welcome")
+    assert enabled.exit_code == 0, enabled.output
+    assert enabled.output == "Trial welcome: live\n"
