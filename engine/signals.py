@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from engine import enrollment, lifecycle, segments
-from engine.rules.records import RecordValues, from_row
+from engine import enrollment, lifecycle, segments, views
+from engine.rules.records import RecordValues
 from engine.rules.to_sql import aggregates_for
 from storage.queries import locks, outbox, records
 from storage.queries import segments as membership
@@ -255,24 +255,11 @@ def _views(
     counted = aggregates_for(
         session.connection(), table=table, record_ids=needing, aggregates=wanted, now=now
     )
-    accounts: dict[int, RecordValues] = {}
+    account_ids: set[int] = set()
     if object_type == "contact":
         account_ids = {
             row.account_id
             for rid, row in rows.items()
             if row.account_id is not None and any(compiled[s].deps.uses_account for s in todo[rid])
         }
-        accounts = {
-            aid: from_row(arow)
-            for aid, arow in records.by_ids(
-                session, table=segments.table_for("account"), ids=account_ids
-            ).items()
-        }
-    return {
-        rid: from_row(
-            row,
-            aggregates=counted.get(rid),
-            account=accounts.get(row.account_id) if object_type == "contact" else None,
-        )
-        for rid, row in rows.items()
-    }
+    return views.assemble(session, object_type, rows, counted, account_ids)

@@ -35,15 +35,27 @@ def rule_views(
     counted = aggregates_for(
         session.connection(), table=table, record_ids=list(rows), aggregates=aggregates, now=now
     )
-    accounts: dict[int, RecordValues] = {}
+    account_ids: set[int] = set()
     if object_type == "contact" and with_account:
         account_ids = {r.account_id for r in rows.values() if r.account_id is not None}
-        accounts = {
-            aid: from_row(arow)
-            for aid, arow in records.by_ids(
-                session, table=table_for("account"), ids=account_ids
-            ).items()
-        }
+    return assemble(session, object_type, rows, counted, account_ids)
+
+
+def assemble(
+    session: Session,
+    object_type: str,
+    rows: Mapping[int, Any],
+    counted: Mapping[int, Mapping[Aggregate, object]],
+    account_ids: Collection[int],
+) -> dict[int, RecordValues]:
+    """RecordValues of record rows, with their aggregates and (contacts) the accounts of
+    `account_ids` read in one query."""
+    accounts = {
+        aid: from_row(arow)
+        for aid, arow in records.by_ids(
+            session, table=table_for("account"), ids=account_ids
+        ).items()
+    }
     return {
         rid: from_row(
             row,

@@ -27,6 +27,7 @@ from storage import migrate
 from storage.base import Base
 from storage.db import make_engine, normalize_url
 from tests.helpers import serve
+from tests.sink import Sink, webhook_sink
 
 PG_URL = normalize_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/workflowbot_test")
@@ -175,6 +176,13 @@ def worker(session_broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
     w.start()
     yield w
     w.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """A webhook receiver on 127.0.0.1 recording every request (tests.sink)."""
+    with webhook_sink() as receiver:
+        yield receiver
 
 
 @dataclass

@@ -4,7 +4,7 @@ live workflow changes — as run, against records that came in through ingestion
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from engine.runtime import Runtime
 from tests.engine.flow import Flow
-from tests.sink import Sink, webhook_sink
+from tests.sink import Sink
 
 pytestmark = pytest.mark.both_dbs
 
@@ -38,12 +38,6 @@ workflows:
         action: webhook
         url: {url}/later
 """
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with webhook_sink() as s:
-        yield s
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ the trigger index, once / every_time / reenroll_after, live_since, only_if, exit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +15,7 @@ from engine.runtime import Runtime
 from storage.db import session_scope
 from tests.conftest import ManualClock
 from tests.engine.flow import Flow
-from tests.sink import Sink, webhook_sink
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with webhook_sink() as s:
-        yield s
+from tests.sink import Sink
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ on_failure, versions, disable / enable, pause-all, and RELIABILITY 1-5 and 7."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,13 +20,7 @@ from storage.workflow_models import StepRun
 from tests.conftest import ManualClock
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
-from tests.sink import Sink, webhook_sink
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with webhook_sink() as s:
-        yield s
+from tests.sink import Sink
 
 
 @pytest.fixture
