@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from engine import actions, enrollment, lifecycle, views
@@ -25,13 +25,14 @@ from engine.actions.base import Delivery, Done, Failed, Outcome, Retry, RunConte
 from engine.clock import Clock
 from engine.compiled import CompiledWorkflow, compile_version
 from engine.http import Resolver
+from engine.rules.records import RecordValues
 from engine.runtime import Runtime
 from engine.settings import Settings
 from storage.db import session_scope
 from storage.queries import configuration
 from storage.queries import enrollments as q
 from storage.queries import steps as step_rows
-from storage.workflow_models import Enrollment, Workflow, WorkflowVersion
+from storage.workflow_models import Enrollment, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,95 @@ class _Call:
     sending: bool
 
 
-def run_step(svc: Services, step_id: int) -> list[int]:
-    """Run step `step_id` if it is runnable (a no-op otherwise); returns ids of steps now due
-    to enqueue once this returns (their rows are committed)."""
-    with session_scope(svc.db) as session:
-        call, due = _claim_and_check(session, svc, step_id)
-    if call is None:
+@dataclass
+class _Writes:
+    """What one transaction of a batch writes besides the guarded moves: timeline lines,
+    the next steps to schedule, enrollments completed; and the step ids due now."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    following: list[dict[str, Any]] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+
+    def line(
+        self,
+        row: Any,
+        now: datetime,
+        kind: str,
+        message: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.lines.append(
+            {
+                "enrollment_id": row.enrollment_id,
+                "at": now,
+                "kind": kind,
+                "step_index": row.step_index,
+                "message": message,
+                "detail": dict(detail or {}),
+            }
+        )
+
+    def advance(
+        self,
+        svc: Services,
+        enrollment_id: int,
+        compiled: CompiledWorkflow,
+        index: int,
+        now: datetime,
+    ) -> None:
+        """After step `index` reached a final state: the next step (its delay counts from
+        now), or the enrollment completes."""
+        steps = compiled.definition.steps
+        if index + 1 >= len(steps):
+            self.completed.append(enrollment_id)
+            return
+        following = steps[index + 1]
+        due_at = now + timedelta(seconds=following.delay_seconds)
+        self.following.append(enrollment.step_row(enrollment_id, index + 1, due_at, now, svc.lease))
+        self.lines.append(
+            enrollment.scheduled_line(enrollment_id, index + 1, following.action, due_at, now)
+        )
+
+    def write(self, session: Session, now: datetime) -> list[int]:
+        """Write it all (a few statements for the whole batch); the steps due now."""
+        due = [
+            step_id
+            for step_id, status in step_rows.add(session, rows=self.following)
+            if status == "queued"
+        ]
+        if self.completed:
+            ended = q.end(
+                session, ids=self.completed, status="completed", reason="completed", now=now
+            )
+            self.lines += [
+                {"enrollment_id": eid, "at": now, "kind": "completed", "message": "completed"}
+                for eid in ended
+            ]
+        q.log(session, rows=self.lines)
         return due
+
+
+def run_step(svc: Services, step_id: int) -> list[int]:
+    """Run step `step_id` if it is runnable (a no-op otherwise); see `run_steps`."""
+    return run_steps(svc, [step_id])
+
+
+def run_steps(svc: Services, step_ids: Sequence[int]) -> list[int]:
+    """Run these steps, each only if it is still to run (a duplicated id is a no-op), in
+    three moves: one transaction claims and checks them all, the actions are called outside
+    any transaction, one transaction records every outcome. Returns the ids of the steps now
+    due, to enqueue once this returns (their rows are committed)."""
+    with session_scope(svc.db) as session:
+        calls, due = _claim_and_check_many(session, svc, step_ids)
+    if not calls:
+        return due
+    outcomes = [(call, _call(svc, call)) for call in calls]
+    with session_scope(svc.db) as session:
+        return due + _finish(session, svc, outcomes)
+
+
+def _call(svc: Services, call: _Call) -> Outcome:
     step = call.compiled.definition.steps[call.index]
-    action = actions.for_step(step)
     ctx = RunContext(
         data=call.data,
         step_index=call.index,
@@ -99,97 +180,141 @@ def run_step(svc: Services, step_id: int) -> list[int]:
         resolver=svc.resolver,
     )
     try:
-        outcome: Outcome = action.run(step, ctx)
+        return actions.for_step(step).run(step, ctx)
     except Exception as exc:  # a bug or an unexpected peer: retried like a transient failure
-        log.exception("step %d (%s) raised", step_id, step.action)
-        outcome = Retry(f"{type(exc).__name__}: {exc}")
-    with session_scope(svc.db) as session:
-        return _finish(session, svc, call, outcome)
+        log.exception("step %d (%s) raised", call.step_id, step.action)
+        return Retry(f"{type(exc).__name__}: {exc}")
 
 
 def _claim_and_check(
     session: Session, svc: Services, step_id: int
 ) -> tuple[_Call | None, list[int]]:
+    """Claim one step and check it (what a worker does before calling its action)."""
+    calls, due = _claim_and_check_many(session, svc, [step_id])
+    return (calls[0] if calls else None), due
+
+
+def _claim_and_check_many(
+    session: Session, svc: Services, step_ids: Sequence[int]
+) -> tuple[list[_Call], list[int]]:
     now = svc.clock.now()
-    row = step_rows.claim(session, step_id=step_id, now=now, lease=svc.lease)
-    if row is None:
-        return None, []
-    enrolled = session.get(Enrollment, row.enrollment_id)
-    assert enrolled is not None
-    if enrolled.status != "active":
-        _settle(session, row, "cancelled", now)
-        return None, []
-    workflow = session.get(Workflow, enrolled.workflow_id)
-    assert workflow is not None
-    if configuration.get(session, key=PAUSED_KEY):
-        _settle(session, row, "paused", now, final=False)
-        _line(session, row, now, "paused", "waits: every send is paused (resume-all)")
-        return None, []
-    if workflow.status != "live" or workflow.deleted_at is not None:
-        _settle(session, row, "held", now, final=False)
-        why = "deleted" if workflow.deleted_at is not None else workflow.status
-        _line(session, row, now, "held", f"held: the workflow is {why}")
-        return None, []
-    ruling = lifecycle.current(session)
-    version = session.get(WorkflowVersion, enrolled.version_id)
-    assert version is not None
-    compiled = compile_version(version.id, version.document, ruling)
-    index = row.step_index
-    step = compiled.definition.steps[index]
-    label = f"step {index + 1} ({step.action})"
-    view = views.rule_views(
-        session,
-        object_type=enrolled.object_type,
-        ids=[enrolled.object_id],
-        aggregates=compiled.aggregates,
-        with_account=compiled.uses_account,
-        now=now,
-    ).get(enrolled.object_id)
-    if view is None:
-        _settle(session, row, "cancelled", now)
-        enrollment.exit_enrollments(
-            session, exits=[(enrolled.id, "the record was deleted")], now=now
+    rows = step_rows.claim_many(session, step_ids=step_ids, now=now, lease=svc.lease)
+    if not rows:
+        return [], []
+    enrolled = {
+        e.id: e
+        for e in session.scalars(
+            select(Enrollment).where(Enrollment.id.in_({r.enrollment_id for r in rows}))
         )
-        return None, []
-    if compiled.exit_if is not None and compiled.exit_if.holds(view, now):
-        reason = f"exit_if `{compiled.exit_if.text}` became true (checked before {label})"
-        enrollment.exit_enrollments(session, exits=[(enrolled.id, reason)], now=now)
-        _settle(session, row, "cancelled", now)
-        return None, []
-    resume = _resume_window_passed(workflow, compiled, row.due_at, now)
-    if resume is not None:
-        _settle(session, row, "skipped", now, error=resume)
-        _line(session, row, now, "skipped", f"{label} skipped: {resume}")
-        return None, _advance(session, svc, enrolled, compiled, index, now)
-    condition = compiled.step_only_if[index]
-    if condition is not None and not condition.holds(view, now):
-        why = f"only_if `{condition.text}` is false"
-        _settle(session, row, "skipped", now, error=why)
-        _line(session, row, now, "skipped", f"{label} skipped: {why}")
-        return None, _advance(session, svc, enrolled, compiled, index, now)
-    data = views.template_data(
-        session,
-        object_type=enrolled.object_type,
-        record_id=enrolled.object_id,
-        health=lifecycle.Health(ruling.good, ruling.bad),
-        event=(enrolled.trigger or {}).get("detail") if _is_event(enrolled) else None,
-    )
-    assert data is not None
-    data["workflow"] = {
-        "name": workflow.name,
-        "description": compiled.definition.description,
-        "object": workflow.object_type,
-        "status": workflow.status,
     }
-    sending = actions.for_step(step).delivery is Delivery.AT_MOST_ONCE
-    if sending:
-        step_rows.move(session, step_id=row.id, from_status="running", status="sending")
-    return (
-        _Call(
-            row.id, enrolled.id, index, row.attempt, row.idempotency_key, compiled, data, sending
-        ),
-        [],
+    flows = {
+        w.id: w
+        for w in session.scalars(
+            select(Workflow).where(Workflow.id.in_({e.workflow_id for e in enrolled.values()}))
+        )
+    }
+    found = configuration.get_many(session, keys=[PAUSED_KEY, *lifecycle.KEYS])
+    ruling = lifecycle.from_configuration(found)
+    writes = _Writes()
+    ready: list[tuple[Any, Enrollment, Workflow]] = []
+    for row in rows:
+        e = enrolled[row.enrollment_id]
+        workflow = flows[e.workflow_id]
+        if e.status != "active":
+            _settle(session, row, "cancelled", now)
+        elif found.get(PAUSED_KEY):
+            _settle(session, row, "paused", now, final=False)
+            writes.line(row, now, "paused", "waits: every send is paused (resume-all)")
+        elif workflow.status != "live" or workflow.deleted_at is not None:
+            _settle(session, row, "held", now, final=False)
+            why = "deleted" if workflow.deleted_at is not None else workflow.status
+            writes.line(row, now, "held", f"held: the workflow is {why}")
+        else:
+            ready.append((row, e, workflow))
+    documents = q.version_documents(session, version_ids={e.version_id for _, e, _ in ready})
+    compiled = {vid: compile_version(vid, doc, ruling) for vid, doc in documents.items()}
+    record_views = _views(session, [(e, compiled[e.version_id]) for _, e, _ in ready], now)
+    health = lifecycle.Health(ruling.good, ruling.bad)
+    calls: list[_Call] = []
+    exits: list[tuple[int, str]] = []
+    to_call: list[tuple[Any, Enrollment, Workflow, CompiledWorkflow]] = []
+    for row, e, workflow in ready:
+        flow = compiled[e.version_id]
+        index = row.step_index
+        step = flow.definition.steps[index]
+        label = f"step {index + 1} ({step.action})"
+        view = record_views.get((e.object_type, e.object_id))
+        if view is None:
+            _settle(session, row, "cancelled", now)
+            exits.append((e.id, "the record was deleted"))
+            continue
+        if flow.exit_if is not None and flow.exit_if.holds(view, now):
+            _settle(session, row, "cancelled", now)
+            exits.append(
+                (e.id, f"exit_if `{flow.exit_if.text}` became true (checked before {label})")
+            )
+            continue
+        late = _resume_window_passed(workflow, flow, row.due_at, now)
+        condition = flow.step_only_if[index]
+        if late is None and condition is not None and not condition.holds(view, now):
+            late = f"only_if `{condition.text}` is false"
+        if late is not None:
+            _settle(session, row, "skipped", now, error=late)
+            writes.line(row, now, "skipped", f"{label} skipped: {late}")
+            writes.advance(svc, e.id, flow, index, now)
+            continue
+        to_call.append((row, e, workflow, flow))
+    rendered = views.template_data_many(
+        session,
+        wanted=[
+            (e.object_type, e.object_id, (e.trigger or {}).get("detail") if _is_event(e) else None)
+            for _, e, _, _ in to_call
+        ],
+        health=health,
     )
+    for (row, e, workflow, flow), data in zip(to_call, rendered, strict=True):
+        if data is None:  # deleted since its rules were read
+            _settle(session, row, "cancelled", now)
+            exits.append((e.id, "the record was deleted"))
+            continue
+        step = flow.definition.steps[row.step_index]
+        data["workflow"] = {
+            "name": workflow.name,
+            "description": flow.definition.description,
+            "object": workflow.object_type,
+            "status": workflow.status,
+        }
+        sending = actions.for_step(step).delivery is Delivery.AT_MOST_ONCE
+        if sending:
+            step_rows.move(session, step_id=row.id, from_status="running", status="sending")
+        calls.append(
+            _Call(
+                row.id, e.id, row.step_index, row.attempt, row.idempotency_key, flow, data, sending
+            )
+        )
+    enrollment.exit_enrollments(session, exits=exits, now=now)
+    return calls, writes.write(session, now)
+
+
+def _views(
+    session: Session, enrolled: Sequence[tuple[Enrollment, CompiledWorkflow]], now: datetime
+) -> dict[tuple[str, int], RecordValues]:
+    """Each enrolled record as its workflow's rules read it (one query per object type)."""
+    found: dict[tuple[str, int], RecordValues] = {}
+    for object_type in ("contact", "account"):
+        mine = [(e, c) for e, c in enrolled if e.object_type == object_type]
+        if not mine:
+            continue
+        read = views.rule_views(
+            session,
+            object_type=object_type,
+            ids={e.object_id for e, _ in mine},
+            aggregates=tuple(dict.fromkeys(a for _, c in mine for a in c.aggregates)),
+            with_account=any(c.uses_account for _, c in mine),
+            now=now,
+        )
+        found |= {(object_type, rid): view for rid, view in read.items()}
+    return found
 
 
 def _is_event(enrolled: Enrollment) -> bool:
@@ -239,128 +364,6 @@ def _settle(
     step_rows.move(session, step_id=row.id, from_status="running", **values)
 
 
-def _line(
-    session: Session,
-    row: Any,
-    now: datetime,
-    kind: str,
-    message: str,
-    detail: Mapping[str, Any] | None = None,
-) -> None:
-    q.log(
-        session,
-        rows=[
-            {
-                "enrollment_id": row.enrollment_id,
-                "at": now,
-                "kind": kind,
-                "step_index": row.step_index,
-                "message": message,
-                "detail": dict(detail or {}),
-            }
-        ],
-    )
-
-
-def _advance(
-    session: Session,
-    svc: Services,
-    enrolled: Enrollment,
-    compiled: CompiledWorkflow,
-    index: int,
-    now: datetime,
-) -> list[int]:
-    """After step `index` reached a final state: schedule the next (its delay counts from
-    now), or complete the enrollment. Returns the next step's id when it is due now."""
-    steps = compiled.definition.steps
-    if index + 1 >= len(steps):
-        ended = q.end(session, ids=[enrolled.id], status="completed", reason="completed", now=now)
-        if ended:
-            q.log(
-                session,
-                rows=[
-                    {
-                        "enrollment_id": enrolled.id,
-                        "at": now,
-                        "kind": "completed",
-                        "message": "completed",
-                    }
-                ],
-            )
-        return []
-    following = steps[index + 1]
-    due_at = now + timedelta(seconds=following.delay_seconds)
-    row = enrollment.step_row(enrolled.id, index + 1, due_at, now, svc.lease)
-    [(step_id, status)] = step_rows.add(session, rows=[row])
-    q.log(
-        session,
-        rows=[enrollment.scheduled_line(enrolled.id, index + 1, following.action, due_at, now)],
-    )
-    return [step_id] if status == "queued" else []
-
-
-def _finish(session: Session, svc: Services, call: _Call, outcome: Outcome) -> list[int]:
-    now = svc.clock.now()
-    step = call.compiled.definition.steps[call.index]
-    label = f"step {call.index + 1} ({step.action})"
-    current = "sending" if call.sending else "running"
-
-    def moved(**values: Any) -> bool:
-        return step_rows.move(
-            session, step_id=call.step_id, from_status=current, at_attempt=call.attempt, **values
-        )
-
-    enrolled = session.get(Enrollment, call.enrollment_id)
-    assert enrolled is not None
-    ref = _Ref(call.step_id, call.enrollment_id, call.index)
-    if isinstance(outcome, Retry) and call.attempt + 1 >= MAX_ATTEMPTS:
-        outcome = Failed(f"gave up after {MAX_ATTEMPTS} attempts; last: {outcome.error}")
-    if isinstance(outcome, Done):
-        if not moved(
-            status="done",
-            result=dict(outcome.result),
-            error=None,
-            lease_until=None,
-            finished_at=now,
-        ):
-            return _lost(call)
-        _line(session, ref, now, "run", f"{label}: {outcome.summary}", outcome.result)
-        return _advance(session, svc, enrolled, call.compiled, call.index, now)
-    if isinstance(outcome, Retry):
-        at = outcome.at or now + backoff(call.attempt + 1, svc.settings.step_retry_seconds)
-        at = min(max(at, now), now + MAX_BACKOFF)
-        if not moved(
-            status="scheduled",
-            attempt=call.attempt + 1,
-            due_at=at,
-            error=outcome.error,
-            lease_until=None,
-        ):
-            return _lost(call)
-        _line(
-            session,
-            ref,
-            now,
-            "retried",
-            f"{label} attempt {call.attempt + 1} failed: {outcome.error}; "
-            f"retrying at {at:%Y-%m-%d %H:%M:%S} UTC",
-        )
-        return []
-    assert isinstance(outcome, Failed)
-    if not moved(status="failed", error=outcome.error, lease_until=None, finished_at=now):
-        return _lost(call)
-    _line(session, ref, now, "failed", f"{label} failed: {outcome.error}")
-    if call.compiled.definition.on_failure == "continue":
-        return _advance(session, svc, enrolled, call.compiled, call.index, now)
-    enrollment.exit_enrollments(
-        session,
-        exits=[(enrolled.id, f"{label} failed (on_failure: stop)")],
-        now=now,
-        status="failed",
-    )
-    return []
-
-
 @dataclass(frozen=True)
 class _Ref:
     id: int
@@ -368,13 +371,85 @@ class _Ref:
     step_index: int
 
 
-def _lost(call: _Call) -> list[int]:
+def _finish(
+    session: Session, svc: Services, outcomes: Sequence[tuple[_Call, Outcome]]
+) -> list[int]:
+    """Record each call's outcome with a guarded move (a step whose lease ran out and was
+    taken over is left to its new owner), then the batch's lines, next steps, completions."""
+    now = svc.clock.now()
+    writes = _Writes()
+    failed: list[tuple[int, str]] = []
+    done = step_rows.finish_done(
+        session,
+        rows=[
+            (c.step_id, "sending" if c.sending else "running", c.attempt, dict(o.result))
+            for c, o in outcomes
+            if isinstance(o, Done)
+        ],
+        now=now,
+    )
+    for call, outcome in outcomes:
+        step = call.compiled.definition.steps[call.index]
+        label = f"step {call.index + 1} ({step.action})"
+        current = "sending" if call.sending else "running"
+        ref = _Ref(call.step_id, call.enrollment_id, call.index)
+
+        def moved(**values: Any) -> bool:
+            return step_rows.move(
+                session,
+                step_id=call.step_id,  # noqa: B023 (used before the loop moves on)
+                from_status=current,  # noqa: B023
+                at_attempt=call.attempt,  # noqa: B023
+                **values,
+            )
+
+        if isinstance(outcome, Retry) and call.attempt + 1 >= MAX_ATTEMPTS:
+            outcome = Failed(f"gave up after {MAX_ATTEMPTS} attempts; last: {outcome.error}")
+        if isinstance(outcome, Done):
+            if call.step_id not in done:
+                _lost(call)
+                continue
+            writes.line(ref, now, "run", f"{label}: {outcome.summary}", outcome.result)
+            writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
+        elif isinstance(outcome, Retry):
+            at = outcome.at or now + backoff(call.attempt + 1, svc.settings.step_retry_seconds)
+            at = min(max(at, now), now + MAX_BACKOFF)
+            if not moved(
+                status="scheduled",
+                attempt=call.attempt + 1,
+                due_at=at,
+                error=outcome.error,
+                lease_until=None,
+            ):
+                _lost(call)
+                continue
+            writes.line(
+                ref,
+                now,
+                "retried",
+                f"{label} attempt {call.attempt + 1} failed: {outcome.error}; "
+                f"retrying at {at:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        else:
+            if not moved(status="failed", error=outcome.error, lease_until=None, finished_at=now):
+                _lost(call)
+                continue
+            writes.line(ref, now, "failed", f"{label} failed: {outcome.error}")
+            if call.compiled.definition.on_failure == "continue":
+                writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
+            else:
+                failed.append((call.enrollment_id, f"{label} failed (on_failure: stop)"))
+    due = writes.write(session, now)
+    enrollment.exit_enrollments(session, exits=failed, now=now, status="failed")
+    return due
+
+
+def _lost(call: _Call) -> None:
     log.warning(
         "step run %d: its lease ran out while it ran and another worker took it over; "
         "this outcome is dropped (the effect carried the same idempotency key)",
         call.step_id,
     )
-    return []
 
 
 # -- pause-all / resume-all ----------------------------------------------------------------------

@@ -17,10 +17,15 @@ _broker.configured()  # never Dramatiq's implicit default broker
 log = logging.getLogger(__name__)
 
 EVALUATE_CHUNK = 500
-STEPS_CHUNK = 10
+# A message carries at most this many steps; they run one after another, so fewer when the
+# lease is short: each action is bounded by the HTTP timeout (10 s).
+MAX_STEPS_CHUNK = 20
+ACTION_SECONDS = 10
 
 
-@dramatiq.actor(queue_name="evaluate", max_retries=5, time_limit=60_000)
+# Evaluation first: a step backlog must not delay the enrollments (and exits) of new changes.
+# (Dramatiq: among the messages a worker holds, a lower priority number goes first.)
+@dramatiq.actor(queue_name="evaluate", max_retries=5, time_limit=60_000, priority=0)
 def evaluate_outbox(outbox_ids: list[int]) -> None:
     """Turn these outbox rows into signals (each row once; see engine.signals), enroll,
     exit; then enqueue the steps due now (committed by then)."""
@@ -41,24 +46,29 @@ def evaluate_outbox(outbox_ids: list[int]) -> None:
 
 # Retries are rows (engine.runner), never Dramatiq's: max_retries=0. The time limit is set per
 # message, shorter than the step lease, so a step is never still running when its lease ends.
-@dramatiq.actor(queue_name="steps", max_retries=0)
+@dramatiq.actor(queue_name="steps", max_retries=0, priority=10)
 def run_steps(step_ids: list[int]) -> None:
     """Run these steps (each a no-op unless it is still to run); enqueue what follows."""
-    svc = runner.services(runtime.get())
-    for step_id in step_ids:
-        enqueue_steps(runner.run_step(svc, step_id))
+    enqueue_steps(runner.run_steps(runner.services(runtime.get()), step_ids))
+
+
+def steps_chunk(count: int, lease_seconds: int) -> int:
+    """Steps per message: spread over the workers' threads when few (latency), up to what
+    the lease allows when many (fewer messages: the scheduler enqueues 100,000 in seconds)."""
+    fits = max(1, int(lease_seconds * 0.8) // ACTION_SECONDS)
+    return max(1, min(MAX_STEPS_CHUNK, fits, -(-count // 16)))
 
 
 def enqueue_steps(step_ids: Sequence[int]) -> None:
-    """Send step ids to run, a few per message (each message's time limit below the lease)."""
+    """Send step ids to run, several per message, each message's time limit below the lease
+    (a step is never still running when its lease ends)."""
     if not step_ids:
         return
-    lease_ms = runtime.get().settings.step_lease_seconds * 1000
-    limit = max(1_000, int(lease_ms * 0.8))
-    for start in range(0, len(step_ids), STEPS_CHUNK):
-        run_steps.send_with_options(
-            args=(list(step_ids[start : start + STEPS_CHUNK]),), time_limit=limit
-        )
+    lease = runtime.get().settings.step_lease_seconds
+    limit = max(1_000, int(lease * 800))
+    chunk = steps_chunk(len(step_ids), lease)
+    for start in range(0, len(step_ids), chunk):
+        run_steps.send_with_options(args=(list(step_ids[start : start + chunk]),), time_limit=limit)
 
 
 def enqueue_evaluation(outbox_ids: Sequence[int]) -> None:

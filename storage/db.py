@@ -36,7 +36,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, application_name: str = "workflowbot", pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, application_name: str = "workflowbot", pool_size: int = 10) -> Engine:
     """Create an engine for a normalized URL, tuned for the dialect it names."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -47,6 +47,8 @@ def make_engine(url: str, *, application_name: str = "workflowbot", pool_size: i
     return create_engine(
         url,
         pool_size=pool_size,
+        # Ten kept open: a worker runs 8 threads, each holding one at a time; connections above
+        # the pool are closed when returned, so a smaller pool churns under load.
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args={"application_name": application_name, "connect_timeout": 5},

@@ -4,11 +4,12 @@ scheduler or a worker that lost its lease changes nothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.workflow_models import Enrollment, StepRun
@@ -67,6 +68,27 @@ def claim(session: Session, *, step_id: int, now: datetime, lease: timedelta) ->
     ).one_or_none()
 
 
+def claim_many(
+    session: Session, *, step_ids: Collection[int], now: datetime, lease: timedelta
+) -> list[Row[Any]]:
+    """`claim` for several ids in one statement: the rows this call moved, by id."""
+    if not step_ids:
+        return []
+    rows = session.execute(
+        update(STEPS)
+        .where(
+            STEPS.c.id.in_(sorted(set(step_ids))),
+            or_(
+                STEPS.c.status == "queued",
+                and_(STEPS.c.status == "scheduled", STEPS.c.due_at <= now),
+            ),
+        )
+        .values(status="running", lease_until=now + lease)
+        .returning(*STEPS.c)
+    ).all()
+    return sorted(rows, key=lambda r: r.id)
+
+
 def move(
     session: Session,
     *,
@@ -81,6 +103,46 @@ def move(
     if at_attempt is not None:
         stmt = stmt.where(STEPS.c.attempt == at_attempt)
     return bool(session.execute(stmt.values(**values)).rowcount)  # type: ignore[attr-defined]
+
+
+_FINISH_DONE = text(
+    """
+    UPDATE step_runs AS s
+    SET status = 'done', result = v.result, error = NULL, lease_until = NULL,
+        finished_at = :now
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS v(id bigint, cur text, attempt int, result jsonb)
+    WHERE s.id = v.id AND s.status = v.cur AND s.attempt = v.attempt
+    RETURNING s.id
+    """
+)
+
+
+def finish_done(
+    session: Session, *, rows: Sequence[tuple[int, str, int, dict[str, Any]]], now: datetime
+) -> set[int]:
+    """Mark steps done with their results, each guarded by (status, attempt) as `move` is:
+    (id, current status, attempt, result). One statement on PostgreSQL. Returns the ids moved."""
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return {
+            step_id
+            for step_id, current, attempt, result in rows
+            if move(
+                session,
+                step_id=step_id,
+                from_status=current,
+                at_attempt=attempt,
+                status="done",
+                result=result,
+                error=None,
+                lease_until=None,
+                finished_at=now,
+            )
+        }
+    data = [{"id": i, "cur": c, "attempt": a, "result": r} for i, c, a, r in rows]
+    return set(session.scalars(_FINISH_DONE, {"rows": json.dumps(data), "now": now}))
 
 
 def recover(session: Session, *, now: datetime, lease: timedelta, limit: int = 1000) -> list[int]:
