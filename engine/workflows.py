@@ -22,6 +22,7 @@ from engine.workflow_defs import (
     StageTrigger,
     WorkflowDef,
 )
+from storage.queries import enrollments as enrollment_rows
 from storage.queries import segments as segment_rows
 from storage.queries import steps as step_rows
 from storage.queries import workflows as q
@@ -169,7 +170,20 @@ def _set_status(session: Session, workflow: Workflow, status: str, now: datetime
     if status == "live":
         workflow.live_since = now  # only signals from now on enroll
         workflow.disabled_at = None
-        step_rows.release_held(session, workflow_id=workflow.id)
+        released = step_rows.release_held(session, workflow_id=workflow.id)
+        enrollment_rows.log(
+            session,
+            rows=[
+                {
+                    "enrollment_id": r.enrollment_id,
+                    "at": now,
+                    "kind": "resumed",
+                    "step_index": r.step_index,
+                    "message": f"step {r.step_index + 1} released: the workflow is live again",
+                }
+                for r in released
+            ],
+        )
     else:
         workflow.disabled_at = now
     workflow.status = status

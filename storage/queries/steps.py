@@ -218,14 +218,17 @@ def unpause(session: Session) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release_held(session: Session, *, workflow_id: int) -> int:
-    """held -> scheduled for this workflow's active enrollments (it is live again)."""
+def release_held(session: Session, *, workflow_id: int) -> list[Row[Any]]:
+    """held -> scheduled for this workflow's active enrollments (it is live again); returns
+    (enrollment_id, step_index) of each."""
     active = select(ENROLLMENTS.c.id).where(
         ENROLLMENTS.c.workflow_id == workflow_id, ENROLLMENTS.c.status == "active"
     )
-    result = session.execute(
-        update(STEPS)
-        .where(STEPS.c.status == "held", STEPS.c.enrollment_id.in_(active.scalar_subquery()))
-        .values(status="scheduled")
+    return list(
+        session.execute(
+            update(STEPS)
+            .where(STEPS.c.status == "held", STEPS.c.enrollment_id.in_(active.scalar_subquery()))
+            .values(status="scheduled")
+            .returning(STEPS.c.enrollment_id, STEPS.c.step_index)
+        )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]

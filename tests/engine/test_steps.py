@@ -213,6 +213,12 @@ def test_disabling_holds_steps_and_enabling_resumes_those_within_the_resume_wind
     # and his next step is scheduled 2 days from now.
     assert [r.path for r in sink.received] == ["/first", "/second"]
     assert flow.steps() == [(0, "done", 0), (1, "done", 0), (0, "skipped", 0), (1, "scheduled", 0)]
+    assert flow.timeline(["held", "resumed"]) == [
+        "held: the workflow is disabled",
+        "held: the workflow is disabled",
+        "step 2 released: the workflow is live again",
+        "step 1 released: the workflow is live again",
+    ]
     [skipped] = flow.timeline(["skipped"])
     assert "came due while the workflow was disabled and is 1d 0h overdue" in skipped
     assert "resume_window is 24h" in skipped
