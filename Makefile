@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test fuzz lint format bench bench-segments clean
+.PHONY: install run test fuzz lint format bench bench-segments bench-pipeline clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 
 bench-segments: $(STAMP)  # 1M accounts, 3M contacts, 10M events: generated once (~4 min), kept
 	$(BIN)/python bench/segments.py
+
+bench-pipeline: $(STAMP)  # events -> 20 workflows -> webhooks to a local sink, the scheduler (~4 min)
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

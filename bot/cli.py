@@ -55,7 +55,12 @@ def run(port: int | None, host: str, verbose: bool) -> None:
     worker = dramatiq.Worker(rt.broker, worker_threads=4, worker_timeout=100)
     worker.start()
     stop = threading.Event()
-    scheduler = Scheduler(rt, enqueue=tasks.enqueue_evaluation, enqueue_steps=tasks.enqueue_steps)
+    scheduler = Scheduler(
+        rt,
+        enqueue=tasks.enqueue_evaluation,
+        enqueue_steps=tasks.enqueue_steps,
+        steps_waiting=tasks.steps_waiting,
+    )
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler", daemon=True)
     thread.start()
     key = settings.ingest_write_keys[0]
@@ -168,6 +173,7 @@ def scheduler(tick: float) -> None:
         rt,
         enqueue=tasks.enqueue_evaluation,
         enqueue_steps=tasks.enqueue_steps,
+        steps_waiting=tasks.steps_waiting,
         tick_seconds=tick,
     ).run(stop)
     if worker is not None:

@@ -13,16 +13,17 @@ from sqlalchemy.orm import Session
 
 from bot.cli_common import connect, fail, load_settings
 from bot.cli_workspace import plan_document, read_document, who
+from engine.runtime import Runtime
 from storage.db import session_scope
 
 
 @contextmanager
-def _workflows_session() -> Iterator[tuple[Session, datetime]]:
-    """A unit of work and the time for a workflows command; a WorkflowError exits 2 with its
-    message, and nothing is written."""
+def _workflows_session(rt: Runtime | None = None) -> Iterator[tuple[Session, datetime]]:
+    """A unit of work and the time for a workflows command (connecting unless given a
+    runtime); a WorkflowError exits 2 with its message, and nothing is written."""
     from engine import workflows
 
-    rt = connect(load_settings(), "workflowbot-cli")
+    rt = rt or connect(load_settings(), "workflowbot-cli")
     try:
         with session_scope(rt.db) as session:
             yield session, rt.clock.now()
@@ -81,10 +82,12 @@ def list_workflows() -> None:
         )
 
 
-def _status(name: str, status: str, *, exit_all: bool = False) -> None:
+def _status(
+    name: str, status: str, *, exit_all: bool = False, rt: Runtime | None = None
+) -> None:
     from engine import control, workflows
 
-    with _workflows_session() as (session, now):
+    with _workflows_session(rt) as (session, now):
         if status == "live":
             _show_audience(session, name, now)
         changed = workflows.set_status(session, name=name, status=status, now=now)
@@ -122,19 +125,19 @@ def _show_audience(session: Session, name: str, now: datetime) -> None:
 def enable(name: str) -> None:
     """Make a workflow live: signals from now on enroll records. Only a valid workflow goes
     live: its current version is checked against the workspace as `validate` does."""
-    _check_current(name)
-    _status(name, "live")
+    rt = connect(load_settings(), "workflowbot-cli")
+    _check_current(rt, name)
+    _status(name, "live", rt=rt)
 
 
-def _check_current(name: str) -> None:
+def _check_current(rt: Runtime, name: str) -> None:
     """Exit 2 naming every problem of the workflow's current version in today's workspace
     (a stage list or a webhook host may have changed since it was saved)."""
     from engine import workflows
     from engine.definitions import DefinitionError, parse_document
     from storage.queries import workflows as q
 
-    rt = connect(load_settings(), "workflowbot-cli")
-    with _workflows_session() as (session, _):
+    with _workflows_session(rt) as (session, _):
         workflow = workflows.get(session, name=name)
         current = q.version(session, workflow_id=workflow.id, number=workflow.version)
         assert current is not None

@@ -44,16 +44,20 @@ class Scheduler:
         purge_every: timedelta = timedelta(hours=1),
         poll_outbox: bool | None = None,
         enqueue_steps: Callable[[Sequence[int]], None] | None = None,
+        steps_waiting: Callable[[], int] | None = None,
         dispatch_batch: int = 1000,
     ) -> None:
         """`poll_outbox` (default: when the broker is in-process, i.e. no REDIS_URL) takes
         every outbox row left unprocessed for 2 s, so work other processes committed (an
         import, another web process) is evaluated here; with Redis only rows whose message
         is overdue (OUTBOX_RECOVERY_SECONDS) are re-enqueued. `enqueue_steps` sends step run
-        ids to the workers (without it this loop dispatches no step)."""
+        ids to the workers (without it this loop dispatches no step); `steps_waiting` says how
+        many step messages wait for a worker (a queued row past its lease is requested again
+        only when none do: until then its message is more likely waiting than lost)."""
         self._rt = rt
         self._enqueue = enqueue
         self._enqueue_steps = enqueue_steps
+        self._steps_waiting = steps_waiting or (lambda: 0)
         self._batch = dispatch_batch
         self._lease = timedelta(seconds=rt.settings.step_lease_seconds)
         self._tick = tick_seconds
@@ -96,8 +100,9 @@ class Scheduler:
             total += len(ids)
 
     def recover_steps(self) -> int:
-        """Step runs past their lease: a queued one whose message was lost (a flushed Redis)
-        or a running one whose worker died is requested again, with the same idempotency key;
+        """Step runs past their lease: a queued one whose message was lost (a flushed Redis:
+        asked only when no step message waits) or a running one whose worker died is
+        requested again, with the same idempotency key;
         a `sending` one (an at-most-once call cut short) becomes `unknown`, never resent."""
         if self._enqueue_steps is None:
             return 0
@@ -118,9 +123,12 @@ class Scheduler:
                         }
                     ],
                 )
+        queued = self._steps_waiting() == 0
         while True:
             with session_scope(self._rt.db) as session:
-                ids = step_rows.recover(session, now=now, lease=self._lease, limit=self._batch)
+                ids = step_rows.recover(
+                    session, now=now, lease=self._lease, limit=self._batch, queued=queued
+                )
             if not ids:
                 break
             log.warning("step runs past their lease, requested again: %s", ids[:20])

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
 
 from engine import broker as _broker
 from engine import runner, runtime, signals
@@ -50,6 +52,16 @@ def evaluate_outbox(outbox_ids: list[int]) -> None:
 def run_steps(step_ids: list[int]) -> None:
     """Run these steps (each a no-op unless it is still to run); enqueue what follows."""
     enqueue_steps(runner.run_steps(runner.services(runtime.get()), step_ids))
+
+
+def steps_waiting() -> int:
+    """Step messages sent and not yet taken by a worker (what a backlog looks like)."""
+    broker = _broker.configured()
+    if isinstance(broker, RedisBroker):
+        return int(broker.client.llen(f"{broker.namespace}:{run_steps.queue_name}"))
+    if isinstance(broker, StubBroker) and run_steps.queue_name in broker.queues:
+        return int(broker.queues[run_steps.queue_name].qsize())
+    return 0
 
 
 def steps_chunk(count: int, lease_seconds: int) -> int:

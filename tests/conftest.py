@@ -226,9 +226,20 @@ def cli(rt: Runtime, db: Engine) -> Iterator[Any]:
 
     def run(*args: object, input: str | None = None) -> Any:
         saved = (dramatiq.get_broker(), broker_mod._configured, runtime._current)
+        made_engines: list[Engine] = []
+
+        def tracked(*a: Any, **kw: Any) -> Engine:
+            made_engines.append(make_engine(*a, **kw))
+            return made_engines[-1]
+
         try:
-            return CliRunner().invoke(main, [str(a) for a in args], env=env, input=input)
+            with pytest.MonkeyPatch.context() as patch:
+                # A process's connections close when it exits; here they are closed by hand.
+                patch.setattr(runtime, "make_engine", tracked)
+                return CliRunner().invoke(main, [str(a) for a in args], env=env, input=input)
         finally:
+            for engine in made_engines:
+                engine.dispose()
             made = broker_mod._configured
             dramatiq.set_broker(saved[0])
             broker_mod._configured, runtime._current = saved[1], saved[2]

@@ -145,13 +145,14 @@ def finish_done(
     return set(session.scalars(_FINISH_DONE, {"rows": json.dumps(data), "now": now}))
 
 
-def recover(session: Session, *, now: datetime, lease: timedelta, limit: int = 1000) -> list[int]:
-    """Rows whose lease ran out: a queued one's message was lost (re-leased and requested
-    again), a running one's worker died (back to queued: run again with the same key). The
-    ids to enqueue again. A `sending` one is left to `mark_unknown`."""
-    expired = select(STEPS.c.id).where(
-        STEPS.c.status.in_(["queued", "running"]), STEPS.c.lease_until < now
-    )
+def recover(
+    session: Session, *, now: datetime, lease: timedelta, limit: int = 1000, queued: bool = True
+) -> list[int]:
+    """Rows whose lease ran out: a running one's worker died (back to queued: run again with
+    the same key) and, with `queued`, a queued one's message was lost (re-leased and requested
+    again). The ids to enqueue again. A `sending` one is left to `mark_unknown`."""
+    statuses = ["queued", "running"] if queued else ["running"]
+    expired = select(STEPS.c.id).where(STEPS.c.status.in_(statuses), STEPS.c.lease_until < now)
     expired = expired.order_by(STEPS.c.lease_until).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         expired = expired.with_for_update(skip_locked=True)
@@ -160,7 +161,7 @@ def recover(session: Session, *, now: datetime, lease: timedelta, limit: int = 1
             update(STEPS)
             .where(
                 STEPS.c.id.in_(expired.scalar_subquery()),
-                STEPS.c.status.in_(["queued", "running"]),
+                STEPS.c.status.in_(statuses),
                 STEPS.c.lease_until < now,
             )
             .values(status="queued", lease_until=now + lease)

@@ -449,3 +449,26 @@ def test_a_send_cut_short_becomes_unknown_and_is_never_resent(flow: Flow, sink: 
     clock(flow).advance(days=1)
     flow.run()
     assert sink.received == []
+
+
+def test_a_queued_step_whose_message_still_waits_is_not_requested_again(
+    flow: Flow, sink: Sink, worker: dramatiq.Worker
+) -> None:
+    """A backlog longer than the lease does not multiply messages: a queued row past its
+    lease is requested again only once no step message waits for a worker."""
+    worker.pause()
+    login_flow(flow, sink, [hook(sink)])
+    tasks().enqueue_steps(flow.pending)
+    assert tasks().steps_waiting() == 1
+    scheduler = Scheduler(
+        flow.rt,
+        enqueue=lambda ids: None,
+        enqueue_steps=tasks().enqueue_steps,
+        steps_waiting=tasks().steps_waiting,
+    )
+    clock(flow).advance(seconds=61)
+    assert scheduler.recover_steps() == 0
+    assert tasks().steps_waiting() == 1
+    worker.resume()
+    wait_until(lambda: flow.steps() == [(0, "done", 0)])
+    assert len(sink.received) == 1
