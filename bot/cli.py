@@ -147,6 +147,9 @@ def worker(processes: int, threads: int) -> None:
         **os.environ,
         # Dramatiq's own (lower-case) variable: poll every 100 ms so a lone event is not late.
         "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", "100"),  # noqa: SIM112
+        # glibc gives each thread's allocations their own arena; two keep 8 threads' freed
+        # memory from piling up in eight (the usual advice for threaded Python servers).
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     }
     argv = [
         sys.executable, "-m", "dramatiq", "engine.broker:setup", "engine.tasks",

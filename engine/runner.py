@@ -10,11 +10,14 @@ decides. An at-most-once action is committed as `sending` before its call.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -37,6 +40,7 @@ from storage.workflow_models import Enrollment, Workflow
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+CALL_THREADS = 8  # a batch's actions run at most this many at once
 MAX_BACKOFF = timedelta(hours=1)
 PAUSED_KEY = "sends_paused"
 
@@ -163,9 +167,18 @@ def run_steps(svc: Services, step_ids: Sequence[int]) -> list[int]:
         calls, due = _claim_and_check_many(session, svc, step_ids)
     if not calls:
         return due
-    outcomes = [(call, _call(svc, call)) for call in calls]
+    if len(calls) == 1:
+        outcomes = [(calls[0], _call(svc, calls[0]))]
+    else:  # the calls wait on their peers together, not one after another
+        outcomes = list(zip(calls, _calls().map(partial(_call, svc), calls), strict=True))
     with session_scope(svc.db) as session:
         return due + _finish(session, svc, outcomes)
+
+
+@functools.cache
+def _calls() -> ThreadPoolExecutor:
+    """The process's threads for a batch's action calls (made on first use)."""
+    return ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="workflowbot-action")
 
 
 def _call(svc: Services, call: _Call) -> Outcome:

@@ -22,6 +22,7 @@ EVALUATE_CHUNK = 500
 # A message carries at most this many steps; they run one after another, so fewer when the
 # lease is short: each action is bounded by the HTTP timeout (10 s).
 MAX_STEPS_CHUNK = 20
+MIN_STEPS_CHUNK = 8  # a message's fixed cost (two transactions) is shared by its steps
 ACTION_SECONDS = 10
 
 
@@ -65,10 +66,14 @@ def steps_waiting() -> int:
 
 
 def steps_chunk(count: int, lease_seconds: int) -> int:
-    """Steps per message: spread over the workers' threads when few (latency), up to what
-    the lease allows when many (fewer messages: the scheduler enqueues 100,000 in seconds)."""
-    fits = max(1, int(lease_seconds * 0.8) // ACTION_SECONDS)
-    return max(1, min(MAX_STEPS_CHUNK, fits, -(-count // 16)))
+    """Steps per message: spread over the workers' threads, at least a few together (a
+    message's two transactions are its fixed cost; its calls run side by side), up to what
+    the lease allows when many (fewer messages: the scheduler enqueues 100,000 in seconds).
+    The calls of a message run at most CALL_THREADS at once, so the lease bounds rounds."""
+    rounds = max(1, int(lease_seconds * 0.8) // ACTION_SECONDS)
+    fits = rounds * runner.CALL_THREADS
+    spread = max(MIN_STEPS_CHUNK, -(-count // 16))
+    return max(1, min(MAX_STEPS_CHUNK, fits, spread))
 
 
 def enqueue_steps(step_ids: Sequence[int]) -> None:
