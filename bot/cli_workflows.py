@@ -82,9 +82,7 @@ def list_workflows() -> None:
         )
 
 
-def _status(
-    name: str, status: str, *, exit_all: bool = False, rt: Runtime | None = None
-) -> None:
+def _status(name: str, status: str, *, exit_all: bool = False, rt: Runtime | None = None) -> None:
     from engine import control, workflows
 
     with _workflows_session(rt) as (session, now):
