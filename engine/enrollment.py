@@ -25,6 +25,7 @@ from engine.compiled import CompiledWorkflow, compile_version
 from engine.rules.lifecycle import Lifecycle
 from engine.rules.records import RecordValues
 from engine.workflow_defs import ANY_KEY
+from storage.models import Contact
 from storage.queries import enrollments as q
 from storage.queries import steps as step_rows
 from storage.queries.signals import StoredSignal
@@ -214,10 +215,14 @@ def enroll(
         last = q.last_enrolled(
             session, pairs={(workflow.id, object_type, c.object_id) for c in candidates}
         )
+    forgotten = _forgotten(session, object_type, ids)
     rows: list[dict[str, Any]] = []
     reasons: dict[tuple[int | None, int], Candidate] = {}
     for candidate in candidates:
         record = (object_type, candidate.object_id)
+        if candidate.object_id in forgotten:
+            outcome.refused[record] = "the contact was forgotten (records forget)"
+            continue
         view = record_views.get(candidate.object_id)
         if wanted and view is None:
             outcome.refused[record] = "the record no longer exists"
@@ -284,6 +289,17 @@ def enroll(
             outcome.due_steps.append(step_id)
     q.log(session, rows=logs)
     return outcome
+
+
+def _forgotten(session: Session, object_type: str, ids: Collection[int]) -> set[int]:
+    """Contacts among `ids` that `records forget` erased: they never enroll again."""
+    if object_type != "contact" or not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Contact.id).where(Contact.id.in_(sorted(ids)), Contact.forgotten_at.is_not(None))
+        )
+    )
 
 
 def step_row(

@@ -74,6 +74,8 @@ class Contact(_Record, Base):
     account_linked_at: Mapped[datetime | None]
     first_name: Mapped[str | None] = mapped_column(Text)
     last_name: Mapped[str | None] = mapped_column(Text)
+    # Set by `records forget`: the anonymized row stays for the counts, and never enrolls.
+    forgotten_at: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -134,5 +134,5 @@ def anonymize(session: Session, *, contact: Contact, now: datetime) -> None:
     contact.external_id = f"forgotten-{contact.id}"
     contact.name = contact.email = contact.first_name = contact.last_name = None
     contact.traits, contact.trait_times = {}, {}
-    contact.updated_at = now
+    contact.updated_at = contact.forgotten_at = now
     session.flush()

@@ -249,3 +249,34 @@ def test_forgetting_a_contact_exits_its_active_enrollments(flow: Flow, sink: Sin
     flow.rt.clock.advance(days=1)  # type: ignore[attr-defined]
     assert flow.run() == 0
     assert sink.received == []
+
+
+@pytest.mark.both_dbs
+def test_a_forgotten_contact_never_enrolls_again(flow: Flow, sink: Sink) -> None:
+    from engine import control, privacy
+
+    flow.group("acme", "ada")
+    flow.track("ada", "login")
+    flow.evaluate()
+    flow.segment("Quiet people", "count(login, 1d) < 1", object_type="contact")
+    flow.workflow(
+        name="Quiet people",
+        object="contact",
+        trigger={"segment": "Quiet people", "when": "enter"},
+        steps=[hook(sink)],
+    )
+    with session_scope(flow.rt.db) as s:
+        privacy.forget_contact(s, external_id="ada", now=flow.rt.clock.now())
+    flow.rt.clock.advance(days=2)  # type: ignore[attr-defined]
+    flow.scheduler().refresh_segments()  # the anonymized row now matches: it enters
+    assert flow.members("Quiet people") == {"forgotten-1"}
+    assert flow.enrollments() == []
+    with session_scope(flow.rt.db) as s, pytest.raises(control.ControlError, match="forgotten"):
+        control.enroll_by_hand(
+            s,
+            name="Quiet people",
+            object_type="contact",
+            external_id="forgotten-1",
+            by="test",
+            now=flow.rt.clock.now(),
+        )
