@@ -24,6 +24,7 @@ from engine.workflow_defs import (
     SegmentTrigger,
     StageTrigger,
     StrictModel,
+    UpdateStep,
     WorkflowDef,
 )
 
@@ -181,6 +182,18 @@ def check_references(
                     problems.append(f"{at}.{path}: {exc}")
         context = sample_context(workflow.object)
         for j, step in enumerate(workflow.steps):
+            stage = step.set.get("stage") if isinstance(step, UpdateStep) else None
+            listed = lifecycle.Stages(names)
+            if (
+                isinstance(stage, str)
+                and "{" not in stage
+                and names
+                and not listed.canonical(stage)
+            ):
+                problems.append(
+                    f'{at}.steps[{j}].set.stage: "{stage}" is not a stage; the stages are '
+                    f"{listed.allowed()}"
+                )
             problems += actions.for_step(step).problems(
                 step,
                 f"{at}.steps[{j}]",

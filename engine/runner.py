@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +28,8 @@ from engine.actions.base import Delivery, Done, Failed, Outcome, Retry, RunConte
 from engine.clock import Clock
 from engine.compiled import CompiledWorkflow, compile_version
 from engine.http import Resolver
+from engine.ingest.schema import InvalidPayload, parse_call
+from engine.ingest.writer import commit_changes
 from engine.rules.records import RecordValues
 from engine.runtime import Runtime
 from engine.settings import Settings
@@ -53,15 +55,30 @@ class Services:
     clock: Clock
     settings: Settings
     resolver: Resolver
+    # Sends outbox ids for evaluation (without it, the scheduler's outbox recovery finds them).
+    enqueue_evaluation: Callable[[Sequence[int]], None] | None = None
 
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.settings.step_lease_seconds)
 
+    def record_change(self, call: Mapping[str, Any]) -> None:
+        """Store one Segment-spec call as ingestion does, then have it evaluated."""
+        now = self.clock.now()
+        try:
+            change = parse_call(dict(call), now=now, stages=lifecycle.load_stages(self.db))
+        except InvalidPayload as exc:
+            raise ValueError(str(exc)) from None
+        applied = commit_changes(self.db, [change], clock=self.clock)
+        if applied.outbox_ids and self.enqueue_evaluation is not None:
+            self.enqueue_evaluation(applied.outbox_ids)
 
-def services(rt: Runtime) -> Services:
+
+def services(
+    rt: Runtime, enqueue_evaluation: Callable[[Sequence[int]], None] | None = None
+) -> Services:
     """The process's runtime, as a step run needs it."""
-    return Services(rt.db, rt.clock, rt.settings, rt.resolver)
+    return Services(rt.db, rt.clock, rt.settings, rt.resolver, enqueue_evaluation)
 
 
 def backoff(attempt: int, base_seconds: float) -> timedelta:
@@ -191,6 +208,7 @@ def _call(svc: Services, call: _Call) -> Outcome:
         now=svc.clock.now(),
         settings=svc.settings,
         resolver=svc.resolver,
+        record_change=svc.record_change,
     )
     try:
         return actions.for_step(step).run(step, ctx)

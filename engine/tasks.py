@@ -52,7 +52,8 @@ def evaluate_outbox(outbox_ids: list[int]) -> None:
 @dramatiq.actor(queue_name="steps", max_retries=0, priority=10)
 def run_steps(step_ids: list[int]) -> None:
     """Run these steps (each a no-op unless it is still to run); enqueue what follows."""
-    enqueue_steps(runner.run_steps(runner.services(runtime.get()), step_ids))
+    svc = runner.services(runtime.get(), enqueue_evaluation)
+    enqueue_steps(runner.run_steps(svc, step_ids))
 
 
 def steps_waiting() -> int:

@@ -35,13 +35,12 @@ from engine.segments import SegmentError, check_rule
 Bucket = Literal["bad", "neutral", "good"]
 BUCKETS: tuple[Bucket, ...] = ("bad", "neutral", "good")
 TRIGGER_KINDS = ("segment", "stage", "health", "event")
-BUILT_ACTIONS = ("webhook",)
+BUILT_ACTIONS = ("webhook", "update")
 # In workflow-format.md but not built yet: refused by name, so a file is never half-applied.
 NOT_BUILT_ACTIONS = (
     "email",
     "slack",
     "owner",
-    "update",
     "team_notification",
     "hubspot_task",
     "salesforce_task",
@@ -294,6 +293,37 @@ class WebhookStep(StepDef):
         return value
 
 
+# Fields `update` may not set: the owner is a user (the `owner` action), the rest is derived.
+_NOT_SETTABLE = frozenset(["owner", "health", "created_at", "last_seen_at", "account", "email"])
+_TRAIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,99}")
+
+
+class UpdateStep(StepDef):
+    """Set fields of the record: `stage`, `name`, `health_score` or any trait; a string
+    value is a template. A change like any other: segments and workflows see it."""
+
+    action: Literal["update"]
+    set: dict[str, str | int | float | bool | None] = Field(min_length=1)
+
+    @field_validator("set")
+    @classmethod
+    def _set(
+        cls, value: dict[str, str | int | float | bool | None]
+    ) -> dict[str, str | int | float | bool | None]:
+        for name, given in value.items():
+            if not _TRAIT_NAME.fullmatch(name):
+                raise ValueError(f"{_shown(name)} is not a field name")
+            if name in _NOT_SETTABLE:
+                why = "use the owner action" if name == "owner" else "it is derived"
+                raise PathError(name, f"cannot be set by update ({why})")
+            if isinstance(given, str):
+                try:
+                    _template(given)
+                except ValueError as exc:
+                    raise PathError(name, str(exc)) from None
+        return value
+
+
 def _refuse_action(value: Any) -> Any:
     if not isinstance(value, dict):
         raise ValueError("a step must be a mapping with an action")
@@ -314,6 +344,7 @@ def _action_kind(value: Any) -> str:
 
 Step = Annotated[
     Annotated[WebhookStep, Tag("action=webhook")]
+    | Annotated[UpdateStep, Tag("action=update")]
     | Annotated[Any, BeforeValidator(_refuse_action), Tag("action=?")],
     Discriminator(_action_kind),
 ]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from engine.actions.base import Action
+from engine.actions.update import UpdateAction
 from engine.actions.webhook import WebhookAction
 from engine.workflow_defs import StepDef
 
-ACTIONS: dict[str, Action] = {action.kind: action for action in (WebhookAction(),)}
+ACTIONS: dict[str, Action] = {action.kind: action for action in (WebhookAction(), UpdateAction())}
 
 
 def for_step(step: StepDef) -> Action:

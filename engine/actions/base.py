@@ -10,7 +10,7 @@ The runner owns every state transition; an action only says how its call went.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -57,6 +57,10 @@ class Failed:
 Outcome = Done | Retry | Failed
 
 
+def _no_changes(call: Mapping[str, Any]) -> None:
+    raise ValueError("this run cannot change records")
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Everything a run may use: the template data (plain), the step's key, and the services."""
@@ -68,6 +72,9 @@ class RunContext:
     now: datetime
     settings: Settings
     resolver: http.Resolver
+    # Store a change to the record as ingestion would (a Segment-spec `identify` / `group`
+    # call) and have it evaluated; ValueError names what ingestion refused.
+    record_change: Callable[[Mapping[str, Any]], None] = _no_changes
 
 
 @dataclass(frozen=True)

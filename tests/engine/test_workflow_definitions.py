@@ -183,7 +183,7 @@ def test_an_action_that_is_not_built_yet_is_refused_by_name() -> None:
 
 @pytest.mark.parametrize(
     "action",
-    ["slack", "owner", "update", "team_notification", "hubspot_task", "salesforce_task"],
+    ["slack", "owner", "team_notification", "hubspot_task", "salesforce_task"],
 )
 def test_every_action_of_the_format_not_built_is_refused_by_name(action: str) -> None:
     steps = [{"action": "webhook", "url": "https://a.example/"}, {"action": action}]
@@ -192,7 +192,7 @@ def test_every_action_of_the_format_not_built_is_refused_by_name(action: str) ->
 
 def test_an_unknown_action_names_the_ones_there_are() -> None:
     assert refusal(steps=[{"action": "foo"}]) == (
-        'workflows[0].steps[0].action: unknown action "foo" (one of: webhook)'
+        'workflows[0].steps[0].action: unknown action "foo" (one of: webhook, update)'
     )
 
 
