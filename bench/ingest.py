@@ -47,6 +47,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import procfs
 import psycopg
 import redis
 
@@ -359,69 +360,10 @@ class Server:
     def worker_pids(self) -> list[int]:
         """Dramatiq's main process and the worker processes it forked."""
         root = self.procs["worker"].pid
-        return [root, *_descendants(root)]
+        return [root, *procfs.descendants(root)]
 
 
 # --- /proc: CPU and memory -------------------------------------------------------------------
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat from field 3 (state) on; None if the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
-
-
-def _pids() -> Iterator[int]:
-    return (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-
-
-def _descendants(root: int) -> list[int]:
-    parents = {pid: int(fields[1]) for pid in _pids() if (fields := _stat(pid))}
-    found, frontier = [], {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier}
-        found += sorted(frontier)
-    return found
-
-
-def _postgres_pids(database: str) -> list[int]:
-    """The server's own processes and the backends connected to `database`."""
-    pids = []
-    for pid in _pids():
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if not title.startswith(("postgres", "/usr/lib/postgresql")):
-            continue
-        backend = "(" in title or "[local]" in title  # a client connection
-        if not backend or f" {database} " in title:
-            pids.append(pid)
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the (live) processes have used."""
-    return sum(int(f[11]) + int(f[12]) for pid in pids if (f := _stat(pid))) / TICKS
-
-
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine (all cores), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / TICKS
-
-
-def _status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 class RssSampler:
@@ -436,16 +378,16 @@ class RssSampler:
     def _poll(self) -> None:
         while not self._stop.wait(0.05):
             try:
-                self.peak = max(self.peak, _status_kb(self.pid, "VmRSS"))
+                self.peak = max(self.peak, procfs.status_kb(self.pid, "VmRSS"))
             except OSError:
                 return
 
     def reset(self) -> None:
-        self.peak = _status_kb(self.pid, "VmRSS")
+        self.peak = procfs.status_kb(self.pid, "VmRSS")
 
     def high_water_kb(self) -> int:
         """The kernel's own peak (VmHWM) over the process's whole life."""
-        return _status_kb(self.pid, "VmHWM")
+        return procfs.status_kb(self.pid, "VmHWM")
 
     def close(self) -> None:
         self._stop.set()
@@ -475,17 +417,17 @@ def cpu_meter(server: Server, database: str) -> Iterator[dict[str, float]]:
     sides: dict[str, Callable[[], list[int]]] = {
         "web": lambda: [server.web_pid],
         "worker": server.worker_pids,
-        "postgres": lambda: _postgres_pids(database),
+        "postgres": lambda: procfs.postgres_pids(database),
     }
-    before = {name: cpu_seconds(pids()) for name, pids in sides.items()}
-    machine = machine_cpu_seconds()
+    before = {name: procfs.cpu_seconds(pids()) for name, pids in sides.items()}
+    machine = procfs.machine_cpu_seconds()
     started = time.perf_counter()
     used: dict[str, float] = {}
     yield used
     elapsed = time.perf_counter() - started
     for name, pids in sides.items():
-        used[name] = (cpu_seconds(pids()) - before[name]) / elapsed
-    used["machine"] = (machine_cpu_seconds() - machine) / elapsed
+        used[name] = (procfs.cpu_seconds(pids()) - before[name]) / elapsed
+    used["machine"] = (procfs.machine_cpu_seconds() - machine) / elapsed
 
 
 def run_once(
@@ -653,7 +595,7 @@ def main() -> None:
                 f"workflowbot ingest bench: {args.runs} runs x {args.seconds:g} s per test, "
                 f"{os.cpu_count()} CPUs, PostgreSQL {db.scalar('SHOW server_version')}\n"
                 f"web pid {server.web_pid} on 127.0.0.1:{port} "
-                f"(RSS at ready {_status_kb(server.web_pid, 'VmRSS') / 1024:.1f} MB), "
+                f"(RSS at ready {procfs.status_kb(server.web_pid, 'VmRSS') / 1024:.1f} MB), "
                 f"worker pids {server.worker_pids()}"
             )
             results: dict[str, list[Run]] = {batch_title: [], track_title: []}

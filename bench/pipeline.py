@@ -72,6 +72,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import procfs
 import psycopg
 import redis
 
@@ -620,74 +621,12 @@ class Server:
         root = self.procs["worker"].pid
         return {
             "web": [self.procs["web"].pid],
-            "worker": [root, *_descendants(root)],
+            "worker": [root, *procfs.descendants(root)],
             "scheduler": [self.procs["scheduler"].pid],
         }
 
 
 # --- /proc: CPU and memory -------------------------------------------------------------------
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat from field 3 (state) on; None if the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
-
-
-def _pids() -> Iterator[int]:
-    return (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-
-
-def _descendants(root: int) -> list[int]:
-    parents = {pid: int(fields[1]) for pid in _pids() if (fields := _stat(pid))}
-    found, frontier = [], {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier}
-        found += sorted(frontier)
-    return found
-
-
-def _postgres_pids(database: str) -> list[int]:
-    """The server's own processes and the backends connected to `database`."""
-    pids = []
-    for pid in _pids():
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if not title.startswith(("postgres", "/usr/lib/postgresql")):
-            continue
-        backend = "(" in title or "[local]" in title  # a client connection
-        if not backend or f" {database} " in title:
-            pids.append(pid)
-    return pids
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU the (live) processes have used."""
-    return sum(int(f[11]) + int(f[12]) for pid in pids if (f := _stat(pid))) / TICKS
-
-
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine (all cores), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / TICKS
-
-
-def _status_kb(pid: int, key: str, path: str = "") -> int:
-    try:
-        for line in Path(path or f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class RssSampler:
@@ -711,7 +650,7 @@ class RssSampler:
                 self.groups = self.server.pids()
             total = 0
             for pid in (p for pids in self.groups.values() for p in pids):
-                kb = _status_kb(pid, "VmRSS")
+                kb = procfs.status_kb(pid, "VmRSS")
                 self.peak[pid] = max(self.peak.get(pid, 0), kb)
                 total += kb
             self.peak_total = max(self.peak_total, total)
@@ -720,13 +659,13 @@ class RssSampler:
         """Proportional set size of them all now: pages shared between them counted once."""
         total = 0
         for pid in (p for pids in self.server.pids().values() for p in pids):
-            total += _status_kb(pid, "Pss", f"/proc/{pid}/smaps_rollup")
+            total += procfs.status_kb(pid, "Pss", f"/proc/{pid}/smaps_rollup")
         return total
 
     def high_water(self) -> dict[str, dict[int, int]]:
         """VmHWM of each process, by Procfile name (read while they run)."""
         return {
-            name: {pid: _status_kb(pid, "VmHWM") for pid in pids}
+            name: {pid: procfs.status_kb(pid, "VmHWM") for pid in pids}
             for name, pids in self.server.pids().items()
         }
 
@@ -736,7 +675,7 @@ class RssSampler:
 
 
 def _cpu_each(pids: Sequence[int]) -> dict[int, float]:
-    return {pid: cpu_seconds([pid]) for pid in pids}
+    return {pid: procfs.cpu_seconds([pid]) for pid in pids}
 
 
 @contextmanager
@@ -745,7 +684,7 @@ def cpu_meter(sides: dict[str, Callable[[], list[int]]]) -> Iterator[dict[str, f
     closed meanwhile is not subtracted: its CPU counts as other processes'), and the whole
     machine's."""
     before = {name: _cpu_each(pids()) for name, pids in sides.items()}
-    machine = machine_cpu_seconds()
+    machine = procfs.machine_cpu_seconds()
     started = time.perf_counter()
     used: dict[str, float] = {}
     yield used
@@ -753,7 +692,7 @@ def cpu_meter(sides: dict[str, Callable[[], list[int]]]) -> Iterator[dict[str, f
     for name, pids in sides.items():
         now = _cpu_each(pids())
         used[name] = sum(cpu - before[name].get(pid, 0.0) for pid, cpu in now.items()) / elapsed
-    used["machine"] = (machine_cpu_seconds() - machine) / elapsed
+    used["machine"] = (procfs.machine_cpu_seconds() - machine) / elapsed
 
 
 # --- the phases ------------------------------------------------------------------------------
@@ -781,7 +720,7 @@ class Bench:
             "web": lambda: self.server.pids()["web"],
             "worker": lambda: self.server.pids()["worker"],
             "scheduler": lambda: self.server.pids()["scheduler"],
-            "postgres": lambda: _postgres_pids(self.db.name),
+            "postgres": lambda: procfs.postgres_pids(self.db.name),
             "sink": lambda: [self.sink.pid],
         }
 

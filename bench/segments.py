@@ -57,6 +57,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import procfs
 import psycopg
 import redis
 from psycopg import sql
@@ -799,35 +800,6 @@ class FixedClock:
         return NOW
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
-
-def _descendants(root: int) -> list[int]:
-    pids = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-    parents = {pid: int(fields[1]) for pid in pids if (fields := _stat(pid))}
-    found, frontier = [], {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier}
-        found += sorted(frontier)
-    return found
-
-
-def _cpu_seconds(pids: Sequence[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(f[11]) + int(f[12]) for pid in pids if (f := _stat(pid))) / ticks
-
-
-def _machine_busy_seconds() -> float:
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def backends(db: Database) -> list[int]:
     """The server processes serving the bench database (the bench's and the worker's)."""
     database = db.conn.info.dbname
@@ -851,11 +823,11 @@ class CpuMeter:
     def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
         self.groups = groups
         self.start = {name: self._each(pids()) for name, pids in groups.items()}
-        self.machine = _machine_busy_seconds()
+        self.machine = procfs.machine_cpu_seconds()
 
     @staticmethod
     def _each(pids: Sequence[int]) -> dict[int, float]:
-        return {pid: _cpu_seconds([pid]) for pid in pids}
+        return {pid: procfs.cpu_seconds([pid]) for pid in pids}
 
     def cores(self, elapsed: float) -> dict[str, float]:
         used = {}
@@ -863,7 +835,7 @@ class CpuMeter:
             now = self._each(pids())
             before = self.start[name]
             used[name] = sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items()) / elapsed
-        machine = (_machine_busy_seconds() - self.machine) / elapsed
+        machine = (procfs.machine_cpu_seconds() - self.machine) / elapsed
         used["rest of the machine"] = max(0.0, machine - sum(used.values()))
         return used
 
@@ -896,7 +868,7 @@ class Worker:
             self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out)
 
     def pids(self) -> list[int]:
-        return [self.proc.pid, *_descendants(self.proc.pid)]
+        return [self.proc.pid, *procfs.descendants(self.proc.pid)]
 
     def check(self) -> None:
         if self.proc.poll() is not None:

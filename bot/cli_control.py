@@ -33,16 +33,22 @@ def _control_session() -> Iterator[tuple[Session, datetime, Settings]]:
         raise SystemExit(1) from None
 
 
-def _record(account: str | None, contact: str | None, *, required: bool) -> tuple[str, str] | None:
+def _record(account: str | None, contact: str | None) -> tuple[str, str] | None:
+    """(object type, id) of --account or --contact, or None when neither is given."""
     if account is not None and contact is not None:
         fail("give --account or --contact, not both")
     if account is not None:
         return "account", account
     if contact is not None:
         return "contact", contact
-    if required:
-        fail("give the record: --account ID or --contact ID (the id it was sent with)")
     return None
+
+
+def _required(account: str | None, contact: str | None) -> tuple[str, str]:
+    record = _record(account, contact)
+    if record is None:
+        fail("give the record: --account ID or --contact ID (the id it was sent with)")
+    return record
 
 
 _account = click.option("--account", metavar="ID", help="The account's id (groupId).")
@@ -59,7 +65,7 @@ def logs(workflow: str, account: str | None, contact: str | None, limit: int) ->
     each step scheduled, run, skipped (why), failed, retried, and how it ended."""
     from engine import control
 
-    record = _record(account, contact, required=False)
+    record = _record(account, contact)
     with _control_session() as (session, _, _settings):
         found = control.timelines(
             session,
@@ -88,8 +94,7 @@ def enroll(workflow: str, account: str | None, contact: str | None) -> None:
     at a time and exit_if are."""
     from engine import control
 
-    record = _record(account, contact, required=True)
-    assert record is not None
+    record = _required(account, contact)
     with _control_session() as (session, now, _):
         enrollment_id = control.enroll_by_hand(
             session,
@@ -119,8 +124,7 @@ def exit_(workflow: str | None, every: bool, account: str | None, contact: str |
 
     if (workflow is None) == (not every):
         fail("give --workflow NAME or --all")
-    record = _record(account, contact, required=True)
-    assert record is not None
+    record = _required(account, contact)
     with _control_session() as (session, now, _):
         left = control.exit_record(
             session,
@@ -145,8 +149,7 @@ def test_workflow(name: str, account: str | None, contact: str | None) -> None:
     hold now, which steps would run or be skipped, and each step's preview."""
     from engine import control
 
-    record = _record(account, contact, required=True)
-    assert record is not None
+    record = _required(account, contact)
     with _control_session() as (session, now, settings):
         lines = control.dry_run(
             session,

@@ -28,8 +28,9 @@ from engine.workflow_defs import ANY_KEY
 from storage.models import Contact
 from storage.queries import enrollments as q
 from storage.queries import steps as step_rows
+from storage.queries import workflows as workflow_rows
 from storage.queries.signals import StoredSignal
-from storage.workflow_models import Workflow, WorkflowVersion
+from storage.workflow_models import Workflow
 
 DEFAULT_LEASE = timedelta(seconds=300)
 
@@ -153,25 +154,13 @@ def _live_listening(
     session: Session, signals: Sequence[StoredSignal]
 ) -> list[tuple[Workflow, int, dict[str, Any]]]:
     """Live workflows whose trigger index entry matches one of the signals (one query), with
-    their current version's id and document."""
-    kinds = sorted({(s.object_type, s.kind) for s in signals})
-    keys = sorted({s.key for s in signals} | {ANY_KEY})
-    rows = session.execute(
-        select(Workflow, WorkflowVersion.id, WorkflowVersion.document)
-        .join(
-            WorkflowVersion,
-            (WorkflowVersion.workflow_id == Workflow.id)
-            & (WorkflowVersion.number == Workflow.version),
-        )
-        .where(
-            Workflow.status == "live",
-            Workflow.deleted_at.is_(None),
-            Workflow.object_type.in_({t for t, _ in kinds}),
-            Workflow.trigger_kind.in_({k for _, k in kinds}),
-            Workflow.trigger_key.in_(keys),
-        )
+    their current version's id and document; `_listens` pairs them exactly."""
+    return workflow_rows.live_for(
+        session,
+        object_types={s.object_type for s in signals},
+        kinds={s.kind for s in signals},
+        keys={s.key for s in signals} | {ANY_KEY},
     )
-    return [(w, vid, doc) for w, vid, doc in rows]
 
 
 # -- enrolling -----------------------------------------------------------------------------------

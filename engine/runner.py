@@ -101,6 +101,10 @@ class _Call:
     data: dict[str, Any]
     sending: bool
 
+    @property
+    def step_index(self) -> int:  # what a timeline line is written about
+        return self.index
+
 
 @dataclass
 class _Writes:
@@ -395,13 +399,6 @@ def _settle(
     step_rows.move(session, step_id=row.id, from_status="running", **values)
 
 
-@dataclass(frozen=True)
-class _Ref:
-    id: int
-    enrollment_id: int
-    step_index: int
-
-
 def _finish(
     session: Session, svc: Services, outcomes: Sequence[tuple[_Call, Outcome]]
 ) -> list[int]:
@@ -423,7 +420,6 @@ def _finish(
         step = call.compiled.definition.steps[call.index]
         label = f"step {call.index + 1} ({step.action})"
         current = "sending" if call.sending else "running"
-        ref = _Ref(call.step_id, call.enrollment_id, call.index)
 
         def moved(**values: Any) -> bool:
             return step_rows.move(
@@ -440,7 +436,7 @@ def _finish(
             if call.step_id not in done:
                 _lost(call)
                 continue
-            writes.line(ref, now, "run", f"{label}: {outcome.summary}", outcome.result)
+            writes.line(call, now, "run", f"{label}: {outcome.summary}", outcome.result)
             writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
         elif isinstance(outcome, Retry):
             at = outcome.at or now + backoff(call.attempt + 1, svc.settings.step_retry_seconds)
@@ -455,7 +451,7 @@ def _finish(
                 _lost(call)
                 continue
             writes.line(
-                ref,
+                call,
                 now,
                 "retried",
                 f"{label} attempt {call.attempt + 1} failed: {outcome.error}; "
@@ -465,7 +461,7 @@ def _finish(
             if not moved(status="failed", error=outcome.error, lease_until=None, finished_at=now):
                 _lost(call)
                 continue
-            writes.line(ref, now, "failed", f"{label} failed: {outcome.error}")
+            writes.line(call, now, "failed", f"{label} failed: {outcome.error}")
             if call.compiled.definition.on_failure == "continue":
                 writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
             else:

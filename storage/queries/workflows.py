@@ -72,20 +72,30 @@ def counts(session: Session, *, workflow_ids: Collection[int]) -> dict[int, dict
 
 
 def live_for(
-    session: Session, *, object_type: str, kind: str, keys: Collection[str]
-) -> list[Workflow]:
-    """Live workflows listening to this signal (by the trigger index)."""
-    return list(
-        session.scalars(
-            select(Workflow).where(
-                Workflow.object_type == object_type,
-                Workflow.trigger_kind == kind,
-                Workflow.trigger_key.in_(sorted(keys)),
-                Workflow.status == "live",
-                Workflow.deleted_at.is_(None),
-            )
+    session: Session,
+    *,
+    object_types: Collection[str],
+    kinds: Collection[str],
+    keys: Collection[str],
+) -> list[tuple[Workflow, int, dict[str, Any]]]:
+    """Live workflows whose trigger index entry is among these (one query through the
+    index), each with its current version's id and document."""
+    rows = session.execute(
+        select(Workflow, WorkflowVersion.id, WorkflowVersion.document)
+        .join(
+            WorkflowVersion,
+            (WorkflowVersion.workflow_id == Workflow.id)
+            & (WorkflowVersion.number == Workflow.version),
+        )
+        .where(
+            Workflow.status == "live",
+            Workflow.deleted_at.is_(None),
+            Workflow.object_type.in_(sorted(object_types)),
+            Workflow.trigger_kind.in_(sorted(kinds)),
+            Workflow.trigger_key.in_(sorted(keys)),
         )
     )
+    return [(w, vid, doc) for w, vid, doc in rows]
 
 
 def documents(session: Session, *, workflows: Collection[Workflow]) -> dict[int, dict[str, Any]]:

@@ -90,8 +90,8 @@ def test_the_trigger_index_holds_the_signal_each_trigger_listens_to(ws: Engine) 
         found = {
             (kind, key): [
                 w.name
-                for w in q.live_for(
-                    session, object_type="account", kind=kind, keys=[key, workflows.ANY_KEY]
+                for w, _, _ in q.live_for(
+                    session, object_types=["account"], kinds=[kind], keys=[key, workflows.ANY_KEY]
                 )
             ]
             for kind, key in [
