@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from storage.db import DEFAULT_DATABASE_URL, normalize_url
 
 CommaList = Annotated[list[str], NoDecode]
+_LOOPBACK = frozenset(["127.0.0.1", "localhost", "::1"])
 
 
 def _split(value: object) -> object:
@@ -44,11 +46,19 @@ class Settings(BaseSettings):
     google_client_id: str | None = None
     google_client_secret: str | None = None
     gmail_api_url: str = "https://gmail.googleapis.com/"
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
     salesforce_client_id: str | None = None
     salesforce_client_secret: str | None = None
+    salesforce_refresh_token: str | None = None
     salesforce_login_url: str = "https://login.salesforce.com/"
+    salesforce_api_version: str = "v61.0"
+    # The Task field (an External ID) that holds our idempotency key, for the upsert.
+    salesforce_task_key_field: str = "WorkflowBot_Key__c"
     hubspot_token: str | None = None
     hubspot_api_url: str = "https://api.hubapi.com/"
+    # The task property (single-line text) that holds our idempotency key, searched first.
+    hubspot_task_key_property: str = "workflowbot_key"
     webhook_allowed_hosts: CommaList = []
     webhook_secret: str | None = None
     step_lease_seconds: int = Field(default=300, ge=5)
@@ -73,6 +83,24 @@ class Settings(BaseSettings):
         if len(key) < 16:
             raise ValueError("must be whsec_ followed by base64 of at least 16 random bytes")
         return value
+
+    @field_validator(
+        "slack_api_url",
+        "gmail_api_url",
+        "google_auth_url",
+        "google_token_url",
+        "salesforce_login_url",
+        "hubspot_api_url",
+    )
+    @classmethod
+    def _provider_url(cls, value: str) -> str:
+        """Tokens travel to these: https, or plain http only to this machine (a stand-in)."""
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+            return value
+        raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
 
     @field_validator("database_url")
     @classmethod

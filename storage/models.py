@@ -33,7 +33,10 @@ class User(Base):
     slack_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    # The user's owner id in each CRM: {"salesforce": "005...", "hubspot": "123"}.
+    crm_ids: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime | None]
 
 
 class _Record:

@@ -131,8 +131,10 @@ class StepRun(Base):
     status: scheduled -> queued (dispatched) -> running -> done | skipped | failed, or back to
     scheduled with attempt + 1 (a retry); held while the workflow is disabled, paused while
     every send is paused (pause-all); cancelled on exit; sending -> unknown for at-most-once
-    actions. `lease_until` bounds a dispatch or a run: a queued or running row past it is
-    requested again, a sending one becomes unknown (never resent by itself).
+    actions; waiting while an email draft waits for approval; attention when a person must
+    fix something first (no Gmail connection, a missing template value). `lease_until`
+    bounds a dispatch or a run: a queued or running row past it is requested again, a sending
+    one becomes unknown (never resent by itself).
     """
 
     __tablename__ = "step_runs"
@@ -149,6 +151,9 @@ class StepRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime]
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times a worker claimed it: above 1 at the same attempt, an earlier run died
+    # or lost its lease mid-call (an action may then look for its own earlier effect).
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_until: Mapped[datetime | None]
     # The effect's key: the same on every attempt, never the same for two steps.
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)

@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from storage import models, workflow_models  # noqa: F401  (registers the tables)
+from storage import action_models, models, workflow_models  # noqa: F401  (registers the tables)
 from storage.base import Base
 from storage.db import DEFAULT_DATABASE_URL, make_engine
 

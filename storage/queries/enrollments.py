@@ -11,13 +11,14 @@ from sqlalchemy import Row, Table, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storage.queries import drafts
 from storage.workflow_models import Enrollment, EnrollmentLog, StepRun, Workflow, WorkflowVersion
 
 ENROLLMENTS: Table = Enrollment.__table__  # type: ignore[assignment]
 LOGS: Table = EnrollmentLog.__table__  # type: ignore[assignment]
 STEPS: Table = StepRun.__table__  # type: ignore[assignment]
 # A step not yet final: cancelled when its enrollment ends.
-PENDING = ("scheduled", "queued", "held", "paused")
+PENDING = ("scheduled", "queued", "held", "paused", "waiting", "attention")
 
 
 def _insert(session: Session, table: Table) -> Any:
@@ -151,6 +152,7 @@ def end(
             .where(STEPS.c.enrollment_id.in_(moved), STEPS.c.status.in_(PENDING))
             .values(status="cancelled", finished_at=now, lease_until=None)
         )
+        drafts.withdraw(session, enrollment_ids=moved, now=now)
     return moved
 
 

@@ -63,7 +63,7 @@ def claim(session: Session, *, step_id: int, now: datetime, lease: timedelta) ->
                 and_(STEPS.c.status == "scheduled", STEPS.c.due_at <= now),
             ),
         )
-        .values(status="running", lease_until=now + lease)
+        .values(status="running", lease_until=now + lease, claims=STEPS.c.claims + 1)
         .returning(*STEPS.c)
     ).one_or_none()
 
@@ -83,7 +83,7 @@ def claim_many(
                 and_(STEPS.c.status == "scheduled", STEPS.c.due_at <= now),
             ),
         )
-        .values(status="running", lease_until=now + lease)
+        .values(status="running", lease_until=now + lease, claims=STEPS.c.claims + 1)
         .returning(*STEPS.c)
     ).all()
     return sorted(rows, key=lambda r: r.id)
@@ -233,3 +233,18 @@ def release_held(session: Session, *, workflow_id: int) -> list[Row[Any]]:
             .returning(STEPS.c.enrollment_id, STEPS.c.step_index)
         )
     )
+
+
+def release_attention(session: Session, *, needs: str, sender: str, now: datetime) -> int:
+    """attention -> scheduled (due now) for the steps waiting on `needs` for `sender` (a
+    Gmail connection made); returns how many."""
+    result = session.execute(
+        update(STEPS)
+        .where(
+            STEPS.c.status == "attention",
+            STEPS.c.result["needs"].as_string() == needs,
+            STEPS.c.result["sender"].as_string() == sender.lower(),
+        )
+        .values(status="scheduled", due_at=now, error=None, result=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -57,3 +57,25 @@ def test_a_wrong_value_is_one_line_naming_the_variable(
     message = str(caught.value)
     assert message.startswith(f"{name}: ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "ok"),
+    [
+        ("GMAIL_API_URL", "https://gmail.googleapis.com/", True),
+        ("GOOGLE_TOKEN_URL", "http://127.0.0.1:9000/token", True),
+        ("SLACK_API_URL", "http://localhost:3000/api/", True),
+        ("GOOGLE_TOKEN_URL", "http://oauth2.googleapis.com/token", False),
+        ("SALESFORCE_LOGIN_URL", "ftp://login.salesforce.com/", False),
+        ("HUBSPOT_API_URL", "http://10.0.0.5/", False),
+    ],
+)
+def test_provider_urls_carry_tokens_only_over_https_or_to_this_machine(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, ok: bool
+) -> None:
+    monkeypatch.setenv(name, value)
+    if ok:
+        assert getattr(load(), name.lower()) == value
+    else:
+        with pytest.raises(SettingsError, match=f"{name}: .*https://"):
+            load()
