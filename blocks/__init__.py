@@ -1,0 +1,1 @@
+"""Block Kit builders: plain data in, Slack's JSON out; no session, no client, no clock."""

@@ -14,7 +14,15 @@ from typing import Any
 
 import click
 
-from bot import cli_control, cli_records, cli_workflows, cli_workspace, importer
+from bot import (
+    cli_control,
+    cli_drafts,
+    cli_records,
+    cli_users,
+    cli_workflows,
+    cli_workspace,
+    importer,
+)
 from bot.cli_common import connect, fail, first_line, load_settings, safe_url, setup_logging
 from engine.settings import Settings
 
@@ -261,6 +269,8 @@ main.add_command(cli_workflows.export)
 main.add_command(cli_workflows.workflows_group)
 main.add_command(cli_records.suppress)
 main.add_command(cli_records.records)
+main.add_command(cli_drafts.drafts)
+main.add_command(cli_users.users)
 main.add_command(cli_control.logs)
 main.add_command(cli_control.enroll)
 main.add_command(cli_control.enrollments)

@@ -1,5 +1,5 @@
 """`workflowbot validate`, `export` and `workflows list|enable|disable|history|rollback|
-rename|delete`: workflows from the command line."""
+rename|delete|rotate-secret`: workflows from the command line."""
 
 from __future__ import annotations
 
@@ -204,3 +204,23 @@ def delete(name: str) -> None:
     with _workflows_session() as (session, now):
         workflows.delete(session, name=name, now=now)
     click.echo(f"{name}: deleted")
+
+
+@workflows_group.command(name="rotate-secret")
+@click.argument("name")
+def rotate_secret(name: str) -> None:
+    """Replace a workflow's webhook signing secret and print the new one (once). For 24 hours
+    deliveries carry signatures by both, so receivers can switch without losing one."""
+    from engine import webhook_secrets, workflows
+    from engine.secrets import SecretsError, Vault
+
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        vault = Vault(rt.settings.secret_key)
+    except SecretsError as exc:
+        fail(str(exc))
+    with _workflows_session(rt) as (session, now):
+        workflow = workflows.get(session, name=name)
+        secret = webhook_secrets.rotate(session, workflow_id=workflow.id, vault=vault, now=now)
+    click.echo(f"{name}: new webhook signing secret (shown once): {secret}")
+    click.echo("The previous secret also signs for the next 24 hours.")

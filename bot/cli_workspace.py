@@ -52,7 +52,12 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
     try:
         with session_scope(rt.db) as session:
             done = workspace.apply(
-                session, doc, now=rt.clock.now(), by=f"cli:{who()}", allowed_hosts=hosts
+                session,
+                doc,
+                now=rt.clock.now(),
+                by=f"cli:{who()}",
+                allowed_hosts=hosts,
+                settings=rt.settings,
             )
     except DefinitionError as exc:
         fail(_problems(file, exc.problems))
@@ -65,6 +70,11 @@ def apply(file: str, yes: bool, dry_run: bool) -> None:
         f"; {len(saved)} workflows created or changed."
     )
     for w in done.workflows:
+        if w.new_secret:
+            click.echo(
+                f'workflow "{w.name}": webhook signing secret (shown once, keep it where the '
+                f"receiver verifies signatures): {w.new_secret}"
+            )
         if w.enrolled_existing:
             click.echo(
                 f'workflow "{w.name}": {w.enrolled_existing:,} existing records enrolled '
@@ -102,7 +112,11 @@ def plan_document(rt: Runtime, file: str, doc: WorkspaceDef) -> Plan:
     try:
         with session_scope(rt.db) as session:
             intended = workspace.plan(
-                session, doc, now=rt.clock.now(), allowed_hosts=rt.settings.webhook_allowed_hosts
+                session,
+                doc,
+                now=rt.clock.now(),
+                allowed_hosts=rt.settings.webhook_allowed_hosts,
+                settings=rt.settings,
             )
             session.rollback()
     except DefinitionError as exc:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import ingest_api
+from bot import email_web, ingest_api, oauth_web
 from engine import broker as broker_mod
 from engine import lifecycle
 from engine import runtime as runtime_mod
@@ -69,6 +69,8 @@ def create_web_app(
         *ingest_api.make_routes(
             writer=writer, write_keys=rt.settings.ingest_write_keys, stages=stages
         ),
+        *oauth_web.make_routes(rt),
+        *email_web.make_routes(rt),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

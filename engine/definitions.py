@@ -14,9 +14,11 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine import actions, http, lifecycle
+from engine.actions.base import SaveChecks
 from engine.rules import RuleError, parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
 from engine.segments import SegmentError, check_rule
+from engine.settings import Settings
 from engine.template_checks import sample_context
 from engine.workflow_defs import (
     UNION_TAGS,
@@ -156,6 +158,7 @@ def check_references(
     stages: Sequence[str],
     allowed_hosts: Collection[str],
     resolver: http.Resolver,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Problems of `doc`'s workflows against the workspace, one "path: problem" line each.
 
@@ -180,7 +183,12 @@ def check_references(
                     resolve(parse(rule), Lifecycle(names), strict=True)
                 except LifecycleError as exc:
                     problems.append(f"{at}.{path}: {exc}")
-        context = sample_context(workflow.object)
+        checks = SaveChecks(
+            context=sample_context(workflow.object),
+            allowed_hosts=allowed_hosts,
+            resolver=resolver,
+            settings=settings if settings is not None else Settings.model_construct(),
+        )
         for j, step in enumerate(workflow.steps):
             stage = step.set.get("stage") if isinstance(step, UpdateStep) else None
             listed = lifecycle.Stages(names)
@@ -194,13 +202,7 @@ def check_references(
                     f'{at}.steps[{j}].set.stage: "{stage}" is not a stage; the stages are '
                     f"{listed.allowed()}"
                 )
-            problems += actions.for_step(step).problems(
-                step,
-                f"{at}.steps[{j}]",
-                context=context,
-                allowed_hosts=allowed_hosts,
-                resolver=resolver,
-            )
+            problems += actions.for_step(step).problems(step, f"{at}.steps[{j}]", checks)
     return problems
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import httpx
 
@@ -382,6 +382,28 @@ class OutgoingClient:
         self._client.close()
 
     def __enter__(self) -> OutgoingClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class UsesClient:
+    """A peer's client built on one OutgoingClient (`_http`): closed with it, usable in
+    `with`."""
+
+    _http: OutgoingClient
+
+    def close(self) -> None:
+        """Release the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

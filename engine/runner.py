@@ -24,7 +24,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from engine import actions, enrollment, lifecycle, views
-from engine.actions.base import Delivery, Done, Failed, Outcome, Retry, RunContext
+from engine.actions.base import (
+    Attention,
+    Done,
+    Failed,
+    Later,
+    Outcome,
+    Retry,
+    RunContext,
+    Skipped,
+    Unknown,
+    Waiting,
+)
 from engine.clock import Clock
 from engine.compiled import CompiledWorkflow, compile_version
 from engine.http import Resolver
@@ -34,10 +45,10 @@ from engine.rules.records import RecordValues
 from engine.runtime import Runtime
 from engine.settings import Settings
 from storage.db import session_scope
-from storage.queries import configuration
+from storage.queries import configuration, drafts
 from storage.queries import enrollments as q
 from storage.queries import steps as step_rows
-from storage.workflow_models import Enrollment, Workflow
+from storage.workflow_models import Enrollment, StepRun, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +105,15 @@ class _Call:
 
     step_id: int
     enrollment_id: int
+    workflow_id: int
+    record_id: int
     index: int
     attempt: int
     key: str
     compiled: CompiledWorkflow
     data: dict[str, Any]
     sending: bool
+    first_call: bool
 
     @property
     def step_index(self) -> int:  # what a timeline line is written about
@@ -213,6 +227,13 @@ def _call(svc: Services, call: _Call) -> Outcome:
         settings=svc.settings,
         resolver=svc.resolver,
         record_change=svc.record_change,
+        db=svc.db,
+        clock=svc.clock,
+        step_run_id=call.step_id,
+        enrollment_id=call.enrollment_id,
+        workflow_id=call.workflow_id,
+        record_id=call.record_id,
+        first_call=call.first_call,
     )
     try:
         return actions.for_step(step).run(step, ctx)
@@ -270,6 +291,9 @@ def _claim_and_check_many(
     compiled = {vid: compile_version(vid, doc, ruling) for vid, doc in documents.items()}
     record_views = _views(session, [(e, compiled[e.version_id]) for _, e, _ in ready], now)
     health = lifecycle.Health(ruling.good, ruling.bad)
+    # A step with a draft runs again on its decision (approve, discard, expiry): its only_if
+    # and resume window were checked when the draft was made.
+    decided = drafts.status_of(session, step_ids=[row.id for row, _, _ in ready])
     calls: list[_Call] = []
     exits: list[tuple[int, str]] = []
     to_call: list[tuple[Any, Enrollment, Workflow, CompiledWorkflow]] = []
@@ -289,8 +313,8 @@ def _claim_and_check_many(
                 (e.id, f"exit_if `{flow.exit_if.text}` became true (checked before {label})")
             )
             continue
-        late = _resume_window_passed(workflow, flow, row.due_at, now)
-        condition = flow.step_only_if[index]
+        late = None if row.id in decided else _resume_window_passed(workflow, flow, row.due_at, now)
+        condition = None if row.id in decided else flow.step_only_if[index]
         if late is None and condition is not None and not condition.holds(view, now):
             late = f"only_if `{condition.text}` is false"
         if late is not None:
@@ -319,12 +343,22 @@ def _claim_and_check_many(
             "object": workflow.object_type,
             "status": workflow.status,
         }
-        sending = actions.for_step(step).delivery is Delivery.AT_MOST_ONCE
+        sending = actions.for_step(step).sends_now(step, decided.get(row.id))
         if sending:
             step_rows.move(session, step_id=row.id, from_status="running", status="sending")
         calls.append(
             _Call(
-                row.id, e.id, row.step_index, row.attempt, row.idempotency_key, flow, data, sending
+                row.id,
+                e.id,
+                e.workflow_id,
+                e.object_id,
+                row.step_index,
+                row.attempt,
+                row.idempotency_key,
+                flow,
+                data,
+                sending,
+                first_call=row.attempt == 0 and row.claims <= 1,
             )
         )
     enrollment.exit_enrollments(session, exits=exits, now=now)
@@ -457,6 +491,41 @@ def _finish(
                 f"{label} attempt {call.attempt + 1} failed: {outcome.error}; "
                 f"retrying at {at:%Y-%m-%d %H:%M:%S} UTC",
             )
+        elif isinstance(outcome, Later):
+            # Not counted as a claim: coming back later is no sign of an earlier call.
+            if not moved(
+                status="scheduled",
+                due_at=max(outcome.at, now),
+                lease_until=None,
+                claims=StepRun.claims - 1,
+            ):
+                _lost(call)
+        elif isinstance(outcome, Waiting):
+            if not moved(status="waiting", result=dict(outcome.result), lease_until=None):
+                _lost(call)
+                continue
+            writes.line(call, now, "waiting", f"{label}: {outcome.summary}", outcome.result)
+        elif isinstance(outcome, Attention):
+            if not moved(
+                status="attention",
+                error=outcome.error,
+                result=dict(outcome.detail),
+                lease_until=None,
+            ):
+                _lost(call)
+                continue
+            writes.line(call, now, "attention", f"{label} needs attention: {outcome.error}")
+        elif isinstance(outcome, Unknown):
+            if not moved(status="unknown", error=outcome.error, lease_until=None):
+                _lost(call)
+                continue
+            writes.line(call, now, "unknown", f"{label} may have been sent: {outcome.error}")
+        elif isinstance(outcome, Skipped):
+            if not moved(status="skipped", error=outcome.reason, lease_until=None, finished_at=now):
+                _lost(call)
+                continue
+            writes.line(call, now, "skipped", f"{label} skipped: {outcome.reason}")
+            writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
         else:
             if not moved(status="failed", error=outcome.error, lease_until=None, finished_at=now):
                 _lost(call)

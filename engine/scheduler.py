@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 
 from dramatiq.brokers.stub import StubBroker
 
+from engine import drafts as draft_decisions
 from engine import enrollment, lifecycle, runner, segments
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
-from storage.queries import enrollments, locks, outbox
+from storage.queries import drafts, enrollments, locks, outbox
 from storage.queries import segments as segment_rows
 from storage.queries import signals as signal_rows
 from storage.queries import steps as step_rows
@@ -109,20 +110,40 @@ class Scheduler:
         total = 0
         now = self._rt.clock.now()
         with session_scope(self._rt.db) as session:
-            for row in step_rows.mark_unknown(session, now=now):
-                enrollments.log(
-                    session,
-                    rows=[
-                        {
-                            "enrollment_id": row.enrollment_id,
-                            "at": now,
-                            "kind": "unknown",
-                            "step_index": row.step_index,
-                            "message": f"step {row.step_index + 1}: the worker stopped while "
-                            "sending; it may have been sent and is not sent again by itself",
-                        }
-                    ],
+            cut_short = step_rows.mark_unknown(session, now=now)
+            made = drafts.status_of(session, step_ids=[row.id for row in cut_short])
+            lines = []
+            for row in cut_short:
+                # The email is made (a draft row, committed) before it is sent: with none, or
+                # one already marked sent, nothing is in doubt and the step simply runs again.
+                status = made.get(row.id)
+                if status in (None, "sent"):
+                    step_rows.move(
+                        session,
+                        step_id=row.id,
+                        from_status="unknown",
+                        status="scheduled",
+                        due_at=now,
+                        finished_at=None,
+                    )
+                    why = "before the email was made" if status is None else "after it was sent"
+                    message = f"step {row.step_index + 1}: the worker stopped {why}; run again"
+                else:
+                    message = (
+                        f"step {row.step_index + 1}: the worker stopped while sending; it may "
+                        "have been sent and is not sent again by itself"
+                    )
+                lines.append(
+                    {
+                        "enrollment_id": row.enrollment_id,
+                        "at": now,
+                        "kind": "unknown" if status not in (None, "sent") else "recovered",
+                        "step_index": row.step_index,
+                        "message": message,
+                    }
                 )
+            drafts.unknown_for_steps(session, step_ids=[row.id for row in cut_short], now=now)
+            enrollments.log(session, rows=lines)
         queued = self._steps_waiting() == 0
         while True:
             with session_scope(self._rt.db) as session:
@@ -135,6 +156,20 @@ class Scheduler:
             self._enqueue_steps(ids)
             total += len(ids)
         return total
+
+    def expire_drafts(self) -> int:
+        """Drafts nobody decided on within `approval_timeout` expire; their steps run on
+        (a skip). Returns how many."""
+        with session_scope(self._rt.db) as session:
+            ids = draft_decisions.expire_due(session, now=self._rt.clock.now())
+        return len(ids)  # due now: the next dispatch takes them
+
+    def reconcile_gmail(self) -> int:
+        """Gmail sends left unknown are looked up in Sent (engine.email.deliver)."""
+        from engine.email.deliver import reconcile_gmail
+
+        rt = self._rt
+        return reconcile_gmail(rt.db, rt.settings, rt.resolver, rt.clock.now())
 
     def refresh_segments(self) -> int:
         """Recompute, set-wise, each time-dependent segment whose refresh is due; the
@@ -197,6 +232,8 @@ class Scheduler:
         """One round of every periodic duty."""
         self.dispatch_steps()
         self.recover_steps()
+        self.expire_drafts()
+        self.reconcile_gmail()
         recovered = self.recover_outbox()
         if recovered:
             log.warning("re-enqueued %d outbox rows left unprocessed", recovered)

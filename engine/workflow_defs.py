@@ -35,13 +35,13 @@ from engine.segments import SegmentError, check_rule
 Bucket = Literal["bad", "neutral", "good"]
 BUCKETS: tuple[Bucket, ...] = ("bad", "neutral", "good")
 TRIGGER_KINDS = ("segment", "stage", "health", "event")
-BUILT_ACTIONS = ("webhook", "update")
-# In workflow-format.md but not built yet: refused by name, so a file is never half-applied.
-NOT_BUILT_ACTIONS = (
+BUILT_ACTIONS = (
     "email",
     "slack",
     "owner",
+    "update",
     "team_notification",
+    "webhook",
     "hubspot_task",
     "salesforce_task",
 )
@@ -228,6 +228,32 @@ Trigger = Annotated[
 ]
 
 
+# -- users ----------------------------------------------------------------------------------------
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def _user_ref(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if _SLACK_USER.fullmatch(text) or _EMAIL.fullmatch(text):
+            return text
+    raise ValueError(f"{_shown(value)} is not a Slack user id (U… or W…) or an email address")
+
+
+# A user as a workflow file writes one: a Slack id or an email address.
+UserRef = Annotated[str, BeforeValidator(_user_ref)]
+
+
+def _templates(values: list[str]) -> list[str]:
+    for i, text in enumerate(values):
+        try:
+            _template(text)
+        except ValueError as exc:
+            raise PathError(f"[{i}]", str(exc)) from None
+    return values
+
+
 # -- steps --------------------------------------------------------------------------------------
 class StepDef(StrictModel):
     """What every step has: its action, an optional name, `delay` before it and `only_if`."""
@@ -324,14 +350,153 @@ class UpdateStep(StepDef):
         return value
 
 
+APPROVAL_AUTO = "auto"
+_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,}")
+
+
+def _channel(value: str) -> str:
+    if not _CHANNEL.fullmatch(value):
+        raise ValueError(
+            f"{_shown(value)} is not a channel: write #name (lowercase) or its id (C…)"
+        )
+    return value
+
+
+class EmailStep(StepDef):
+    """An email drafted from templates, approved in a channel (or sent at once with
+    `approval: auto`), sent through the provider (`email`, `html`) or the sender's Gmail."""
+
+    action: Literal["email"]
+    kind: Literal["gmail", "email", "html"] = "email"
+    from_: str | None = Field(default=None, alias="from", min_length=1, max_length=400)
+    to: list[str] = Field(min_length=1, max_length=50)
+    cc: list[str] = Field(default=[], max_length=50)
+    reply_to: str | None = Field(default=None, min_length=1, max_length=400)
+    subject: str = Field(min_length=1, max_length=1000)
+    body: str = Field(min_length=1, max_length=100_000)
+    approval: str | None = None
+    approval_timeout: DurationText = "7d"
+
+    @field_validator("subject", "body", "from_", "reply_to")
+    @classmethod
+    def _one_template(cls, value: str | None) -> str | None:
+        return value if value is None else _template(value)
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _many_templates(cls, value: list[str]) -> list[str]:
+        return _templates(value)
+
+    @field_validator("approval")
+    @classmethod
+    def _approval(cls, value: str | None) -> str | None:
+        if value is None or value == APPROVAL_AUTO:
+            return value
+        return _channel(value)
+
+    @model_validator(mode="after")
+    def _gmail_sender(self) -> EmailStep:
+        if self.kind == "gmail" and self.from_ is None:
+            raise PathError(
+                "from",
+                "a gmail email is sent from a user's Gmail: name the user (Slack id, "
+                "email or a template such as '{{ owner.email }}')",
+            )
+        return self
+
+    @property
+    def approval_timeout_seconds(self) -> int:
+        return duration_seconds(self.approval_timeout)
+
+
+class SlackStep(StepDef):
+    """Post `text` (a template, Slack mrkdwn) to a channel with the record's key facts."""
+
+    action: Literal["slack"]
+    channel: str
+    text: str = Field(min_length=1, max_length=3000)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        return _channel(value)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _template(value)
+
+
+class OwnerStep(StepDef):
+    """Make a user the record's owner: `fixed` (one user) or `round_robin` over `users`."""
+
+    action: Literal["owner"]
+    assign: Literal["fixed", "round_robin"]
+    users: list[UserRef] = Field(min_length=1, max_length=200)
+    notify: StrictBool = False  # DM the new owner with the record's facts
+
+    @model_validator(mode="after")
+    def _count(self) -> OwnerStep:
+        if self.assign == "fixed" and len(self.users) != 1:
+            raise PathError("users", "assign: fixed takes exactly one user")
+        if len({u.casefold() for u in self.users}) != len(self.users):
+            raise PathError("users", "a user is listed twice")
+        return self
+
+
+class TeamNotificationStep(StepDef):
+    """A plain-text email to the team's addresses through the provider: no approval."""
+
+    action: Literal["team_notification"]
+    to: list[str] = Field(min_length=1, max_length=50)
+    subject: str = Field(min_length=1, max_length=1000)
+    body: str = Field(min_length=1, max_length=100_000)
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _one_template(cls, value: str) -> str:
+        return _template(value)
+
+    @field_validator("to")
+    @classmethod
+    def _many_templates(cls, value: list[str]) -> list[str]:
+        return _templates(value)
+
+
+class TaskStep(StepDef):
+    subject: str = Field(min_length=1, max_length=255)
+    body: str = Field(default="", max_length=30_000)
+    due_in: DurationText = "1d"
+    owner: UserRef | None = None  # default: the record's owner
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _one_template(cls, value: str) -> str:
+        return _template(value)
+
+    @property
+    def due_in_seconds(self) -> int:
+        return duration_seconds(self.due_in)
+
+
+class HubspotTaskStep(TaskStep):
+    """A task in HubSpot on the record's company or contact."""
+
+    action: Literal["hubspot_task"]
+
+
+class SalesforceTaskStep(TaskStep):
+    """A task in Salesforce on the record's Account (WhatId) or Contact (WhoId)."""
+
+    action: Literal["salesforce_task"]
+
+
 def _refuse_action(value: Any) -> Any:
     if not isinstance(value, dict):
         raise ValueError("a step must be a mapping with an action")
     if "action" not in value:
         raise PathError("action", "Field required")
     action = value["action"]
-    if action in NOT_BUILT_ACTIONS:
-        raise PathError("action", f"{_shown(action)} is not available yet")
     raise PathError(
         "action", f"unknown action {_shown(action)} (one of: {', '.join(BUILT_ACTIONS)})"
     )
@@ -343,8 +508,14 @@ def _action_kind(value: Any) -> str:
 
 
 Step = Annotated[
-    Annotated[WebhookStep, Tag("action=webhook")]
+    Annotated[EmailStep, Tag("action=email")]
+    | Annotated[SlackStep, Tag("action=slack")]
+    | Annotated[OwnerStep, Tag("action=owner")]
     | Annotated[UpdateStep, Tag("action=update")]
+    | Annotated[TeamNotificationStep, Tag("action=team_notification")]
+    | Annotated[WebhookStep, Tag("action=webhook")]
+    | Annotated[HubspotTaskStep, Tag("action=hubspot_task")]
+    | Annotated[SalesforceTaskStep, Tag("action=salesforce_task")]
     | Annotated[Any, BeforeValidator(_refuse_action), Tag("action=?")],
     Discriminator(_action_kind),
 ]
@@ -355,16 +526,6 @@ UNION_TAGS = frozenset(
 
 
 # -- a workflow ---------------------------------------------------------------------------------
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-
-
-def _admin(value: object) -> object:
-    if isinstance(value, str):
-        text = value.strip()
-        if _SLACK_USER.fullmatch(text) or _EMAIL.fullmatch(text):
-            return text
-    raise ValueError(f"{_shown(value)} is not a Slack user id (U… or W…) or an email address")
 
 
 class WorkflowDef(StrictModel):
@@ -380,7 +541,7 @@ class WorkflowDef(StrictModel):
     enroll_existing: StrictBool = False
     exit_if: str | None = Field(default=None, min_length=1)
     on_failure: Literal["stop", "continue"] = "stop"
-    admins: list[Annotated[str, BeforeValidator(_admin)]] = []
+    admins: list[UserRef] = []
     status: Literal["draft", "live", "disabled"] = "draft"
     resume_window: DurationText = "24h"
     steps: list[Step]

@@ -16,10 +16,12 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import control, enrollment, http, lifecycle, segments, workflows
+from engine import control, enrollment, http, lifecycle, segments, webhook_secrets, workflows
 from engine.definitions import DefinitionError, WorkspaceDef, check_references
 from engine.rules import parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
+from engine.secrets import Vault
+from engine.settings import Settings
 from storage.models import Segment
 from storage.queries import configuration
 from storage.queries import segments as segment_rows
@@ -63,6 +65,7 @@ class WorkflowPlan:
     audience: control.Audience | None = None  # who matches the (new) trigger now, if live
     existing: control.Audience | None = None  # who `enroll_existing` enrolls at a first enable
     enrolled_existing: int = 0  # after applying: how many it did
+    new_secret: str | None = None  # after applying: a webhook signing secret made now (shown once)
 
     @property
     def changes(self) -> bool:
@@ -134,6 +137,7 @@ def plan(
     *,
     now: datetime,
     allowed_hosts: Collection[str] = (),
+    settings: Settings | None = None,
     resolver: http.Resolver | None = None,
 ) -> Plan:
     """What applying `doc` would change, with member counts; writes nothing. Workflows are
@@ -192,6 +196,7 @@ def plan(
         stages=now_set.stages,
         allowed_hosts=allowed_hosts,
         resolver=resolver or http.SystemResolver(),
+        settings=settings,
     )
     if problems:
         raise DefinitionError(problems)
@@ -276,6 +281,22 @@ def _existing(
         return None
 
 
+def _webhook_secret(
+    session: Session, workflow: workflows.WorkflowDef, settings: Settings | None, now: datetime
+) -> str | None:
+    """A signing secret for a workflow with a webhook step that has none yet (SECRET_KEY
+    encrypts it; without it, WEBHOOK_SECRET or nothing signs)."""
+    if settings is None or not settings.secret_key:
+        return None
+    if not any(step.action == "webhook" for step in workflow.steps):
+        return None
+    row = workflow_rows.by_name(session, name=workflow.name)
+    assert row is not None
+    return webhook_secrets.ensure(
+        session, workflow_id=row.id, vault=Vault(settings.secret_key), now=now
+    )
+
+
 def apply(
     session: Session,
     doc: WorkspaceDef,
@@ -283,10 +304,13 @@ def apply(
     now: datetime,
     by: str = "cli",
     allowed_hosts: Collection[str] = (),
+    settings: Settings | None = None,
     resolver: http.Resolver | None = None,
 ) -> Plan:
     """Apply `doc` in the caller's transaction; returns what was done (actual counts)."""
-    intended = plan(session, doc, now=now, allowed_hosts=allowed_hosts, resolver=resolver)
+    intended = plan(
+        session, doc, now=now, allowed_hosts=allowed_hosts, resolver=resolver, settings=settings
+    )
     done = Plan(stages=intended.stages, health=intended.health, workflows=intended.workflows)
     if intended.stages:
         configuration.put(
@@ -348,6 +372,12 @@ def apply(
             saved = workflows.save(session, definition=workflow, by=by, now=now)
         except workflows.WorkflowError as exc:
             raise DefinitionError([str(exc)]) from None
-        applied.append(replace(intent, enrolled_existing=saved.enrolled_existing))
+        applied.append(
+            replace(
+                intent,
+                enrolled_existing=saved.enrolled_existing,
+                new_secret=_webhook_secret(session, workflow, settings, now),
+            )
+        )
     done.workflows = applied
     return done

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from engine.actions.base import Action
+from engine.actions.crm import HubspotTaskAction, SalesforceTaskAction
+from engine.actions.email import EmailAction, TeamNotificationAction
+from engine.actions.owner import OwnerAction
+from engine.actions.slack import SlackAction
 from engine.actions.update import UpdateAction
 from engine.actions.webhook import WebhookAction
 from engine.workflow_defs import StepDef
 
-ACTIONS: dict[str, Action] = {action.kind: action for action in (WebhookAction(), UpdateAction())}
+ACTIONS: dict[str, Action] = {
+    action.kind: action
+    for action in (
+        EmailAction(),
+        OwnerAction(),
+        UpdateAction(),
+        TeamNotificationAction(),
+        WebhookAction(),
+        SlackAction(),
+        HubspotTaskAction(),
+        SalesforceTaskAction(),
+    )
+}
 
 
 def for_step(step: StepDef) -> Action:

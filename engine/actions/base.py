@@ -14,11 +14,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine import http
+from engine.clock import Clock, SystemClock
 from engine.settings import Settings
 from engine.workflow_defs import StepDef
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 class Delivery(StrEnum):
@@ -54,7 +58,51 @@ class Failed:
     error: str
 
 
-Outcome = Done | Retry | Failed
+@dataclass(frozen=True)
+class Waiting:
+    """The step waits for a person (an email draft for approval); its row is `waiting` until
+    a decision moves it on. `result` is kept on the step run."""
+
+    result: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = "waits"
+
+
+@dataclass(frozen=True)
+class Attention:
+    """The step cannot go on without a person fixing something (a sender with no Gmail
+    connection, a template value missing): held as "needs attention", never sent half-done.
+    `detail` (kept as the step's result) says what would release it: {"needs": "gmail",
+    "sender": address} is released when that address connects Gmail."""
+
+    error: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Nothing to do, by decision: a discarded or expired draft, every recipient suppressed."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """The at-most-once call broke off midway (a connection lost during SMTP DATA): it may
+    have gone out. Never repeated by itself; a person marks it sent or sends it again."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Later:
+    """Not now, and not a failure (a channel's pacing slot): run again at `at` with the same
+    attempt."""
+
+    at: datetime
+    reason: str
+
+
+Outcome = Done | Retry | Failed | Waiting | Attention | Skipped | Unknown | Later
 
 
 def _no_changes(call: Mapping[str, Any]) -> None:
@@ -75,6 +123,34 @@ class RunContext:
     # Store a change to the record as ingestion would (a Segment-spec `identify` / `group`
     # call) and have it evaluated; ValueError names what ingestion refused.
     record_change: Callable[[Mapping[str, Any]], None] = _no_changes
+    # The database, for actions that keep state of their own (drafts, counters, channels).
+    db: Engine | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    step_run_id: int = 0
+    enrollment_id: int = 0
+    workflow_id: int = 0
+    record_id: int = 0  # the enrolled record's row id (its external id is in `data`)
+    # False when an earlier claim of this step at this attempt may have made the call (a
+    # worker died or lost its lease): a keyed action then looks for its own effect first.
+    first_call: bool = True
+
+    @property
+    def database(self) -> Engine:
+        if self.db is None:
+            raise RuntimeError("this run has no database")
+        return self.db
+
+
+@dataclass(frozen=True)
+class SaveChecks:
+    """What a step's save-time checks may consult: a sample record's template data
+    (template_checks.sample_context), the hosts exempt from the URL checks, name resolution,
+    and the settings (defaults such as APPROVAL_CHANNEL)."""
+
+    context: Mapping[str, Any]
+    allowed_hosts: Collection[str]
+    resolver: http.Resolver
+    settings: Settings
 
 
 @dataclass(frozen=True)
@@ -93,21 +169,18 @@ class Action(ABC):
     delivery: ClassVar[Delivery]
 
     @abstractmethod
-    def problems(
-        self,
-        step: StepDef,
-        path: str,
-        *,
-        context: Mapping[str, Any],
-        allowed_hosts: Collection[str],
-        resolver: http.Resolver,
-    ) -> list[str]:
+    def problems(self, step: StepDef, path: str, checks: SaveChecks) -> list[str]:
         """`path.field: problem` lines for what only the workspace can tell (hosts, template
         names against the sample `context`); the schema has checked everything else."""
 
     @abstractmethod
     def preview(self, step: StepDef, data: Mapping[str, Any], settings: Settings) -> Preview:
         """The rendered effect for one record's `data`; never calls anything outside."""
+
+    def sends_now(self, step: StepDef, draft_status: str | None) -> bool:
+        """Whether this run makes the at-most-once call (the runner then commits the step as
+        `sending` first); `draft_status` is the step's draft's, if it has one."""
+        return self.delivery is Delivery.AT_MOST_ONCE
 
     @abstractmethod
     def run(self, step: StepDef, ctx: RunContext) -> Outcome:

@@ -6,11 +6,20 @@ so a repeated run stores the change once (ingestion drops a repeated messageId).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from engine import http, templating
-from engine.actions.base import Action, Delivery, Done, Failed, Outcome, Preview, RunContext
+from engine import templating
+from engine.actions.base import (
+    Action,
+    Delivery,
+    Done,
+    Failed,
+    Outcome,
+    Preview,
+    RunContext,
+    SaveChecks,
+)
 from engine.settings import Settings
 from engine.template_checks import template_problem
 from engine.workflow_defs import StepDef, UpdateStep
@@ -21,20 +30,12 @@ class UpdateAction(Action):
     config = UpdateStep
     delivery = Delivery.AT_LEAST_ONCE_KEYED  # keyed by the messageId ingestion deduplicates
 
-    def problems(
-        self,
-        step: StepDef,
-        path: str,
-        *,
-        context: Mapping[str, Any],
-        allowed_hosts: Collection[str],
-        resolver: http.Resolver,
-    ) -> list[str]:
+    def problems(self, step: StepDef, path: str, checks: SaveChecks) -> list[str]:
         assert isinstance(step, UpdateStep)
         return [
             f"{path}.set.{name}: {problem}"
             for name, value in step.set.items()
-            if isinstance(value, str) and (problem := template_problem(value, context))
+            if isinstance(value, str) and (problem := template_problem(value, checks.context))
         ]
 
     def _values(self, step: UpdateStep, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,25 +2,23 @@
 
 Headers: `webhook-id` (the step's idempotency key: the same on every attempt, so a receiver
 drops a repeat), `webhook-timestamp` (this attempt) and `webhook-signature` (HMAC-SHA256 with
-WEBHOOK_SECRET, or a key derived from SECRET_KEY; absent when neither is set). The body is the
-step's `body` template (it must render to JSON; `| tojson` quotes a value) or, without one, the
-engine's envelope: `{"type": "workflow.step", "timestamp", "data": {workflow, step, object,
-record, event}}`. Delivery is at least once, keyed.
+the workflow's own secret, and the previous one for 24 h after a rotation: see
+engine.webhook_secrets; absent when there is none). The body is the step's `body` template (it
+must render to JSON; `| tojson` quotes a value) or, without one, `{workflow, step, enrollment,
+object, account, event}` (`envelope`). Delivery is at least once, keyed: retried with backoff
+and jitter on timeouts, 5xx and 429 (at Retry-After), never on another 4xx; 410 stops.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-from collections.abc import Collection, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from engine import http, templating
+from engine import http, templating, webhook_secrets
 from engine.actions.base import (
     Action,
     Delivery,
@@ -30,39 +28,28 @@ from engine.actions.base import (
     Preview,
     Retry,
     RunContext,
+    SaveChecks,
 )
 from engine.settings import Settings
 from engine.template_checks import template_problem, url_problems
 from engine.workflow_defs import StepDef, WebhookStep
-
-_DERIVATION = b"workflowbot webhook signing key v1"
-
-
-def signing_secret(settings: Settings) -> str | None:
-    """`whsec_...`: WEBHOOK_SECRET as given, else derived from the first SECRET_KEY (so a
-    receiver can be given it with `workflowbot webhooks secret`), else None (unsigned)."""
-    if settings.webhook_secret:
-        return settings.webhook_secret
-    if settings.secret_key:
-        key = hmac.new(settings.secret_key[0].encode(), _DERIVATION, hashlib.sha256).digest()
-        return "whsec_" + base64.b64encode(key).decode()
-    return None
+from storage.db import session_scope
 
 
-def envelope(data: Mapping[str, Any], step_index: int, now: datetime) -> dict[str, Any]:
-    """The default body: who and what, as plain JSON."""
+def envelope(
+    data: Mapping[str, Any], ctx_ids: Mapping[str, Any], step: WebhookStep
+) -> dict[str, Any]:
+    """The default body: the workflow, the step, the enrollment, the full record (`object`),
+    its account and the event that enrolled it (null when none), as plain JSON."""
     workflow = data.get("workflow", {})
     object_type = workflow.get("object", "account")
     return {
-        "type": "workflow.step",
-        "timestamp": now.astimezone(UTC).isoformat(),
-        "data": {
-            "workflow": workflow.get("name"),
-            "step": step_index,
-            "object": object_type,
-            "record": data.get(object_type),
-            "event": data.get("event"),
-        },
+        "workflow": {"id": ctx_ids.get("workflow_id"), "name": workflow.get("name")},
+        "step": {"index": ctx_ids.get("step_index"), "action": step.action, "name": step.name},
+        "enrollment": {"id": ctx_ids.get("enrollment_id")},
+        "object": {"type": object_type, **(data.get(object_type) or {})},
+        "account": data.get("account"),
+        "event": data.get("event"),
     }
 
 
@@ -71,26 +58,18 @@ class WebhookAction(Action):
     config = WebhookStep
     delivery = Delivery.AT_LEAST_ONCE_KEYED
 
-    def problems(
-        self,
-        step: StepDef,
-        path: str,
-        *,
-        context: Mapping[str, Any],
-        allowed_hosts: Collection[str],
-        resolver: http.Resolver,
-    ) -> list[str]:
+    def problems(self, step: StepDef, path: str, checks: SaveChecks) -> list[str]:
         assert isinstance(step, WebhookStep)
-        problems = url_problems(f"{path}.url", step.url, allowed_hosts, resolver)
+        problems = url_problems(f"{path}.url", step.url, checks.allowed_hosts, checks.resolver)
         templates = {"url": step.url, "body": step.body}
         templates |= {f"headers.{name}": text for name, text in step.headers.items()}
         for field, source in templates.items():
-            if source is not None and (problem := template_problem(source, context)):
+            if source is not None and (problem := template_problem(source, checks.context)):
                 problems.append(f"{path}.{field}: {problem}")
         return problems
 
     def _request(
-        self, step: WebhookStep, data: Mapping[str, Any], step_index: int, now: datetime
+        self, step: WebhookStep, data: Mapping[str, Any], ids: Mapping[str, Any]
     ) -> tuple[str, dict[str, str], str]:
         """URL, headers and body, rendered; TemplateError or ValueError say what is wrong."""
         url = templating.render(step.url, data).strip()
@@ -101,7 +80,7 @@ class WebhookAction(Action):
                 raise ValueError(f"headers.{name}: the rendered value holds a line break")
             headers[name] = value
         if step.body is None:
-            body = json.dumps(envelope(data, step_index, now), default=str)
+            body = json.dumps(envelope(data, ids, step), default=str)
         else:
             body = templating.render(step.body, data)
             try:
@@ -113,7 +92,7 @@ class WebhookAction(Action):
     def preview(self, step: StepDef, data: Mapping[str, Any], settings: Settings) -> Preview:
         assert isinstance(step, WebhookStep)
         try:
-            url, headers, body = self._request(step, data, 0, datetime.now(UTC))
+            url, headers, body = self._request(step, data, {"step_index": 0})
         except (templating.TemplateError, ValueError) as exc:
             return Preview((f"POST {step.url}",), problem=str(exc))
         lines = [f"POST {url}", *(f"{k}: {v}" for k, v in headers.items()), body]
@@ -122,7 +101,12 @@ class WebhookAction(Action):
     def run(self, step: StepDef, ctx: RunContext) -> Outcome:
         assert isinstance(step, WebhookStep)
         try:
-            url, headers, body = self._request(step, ctx.data, ctx.step_index, ctx.now)
+            ids = {
+                "workflow_id": ctx.workflow_id,
+                "step_index": ctx.step_index,
+                "enrollment_id": ctx.enrollment_id,
+            }
+            url, headers, body = self._request(step, ctx.data, ids)
         except (templating.TemplateError, ValueError) as exc:
             return Failed(str(exc))
         sent = {k: v for k, v in headers.items() if not k.lower().startswith("webhook-")}
@@ -131,9 +115,18 @@ class WebhookAction(Action):
             "webhook-id": ctx.idempotency_key,
             "webhook-timestamp": str(int(ctx.now.timestamp())),
         }
-        secret = signing_secret(ctx.settings)
-        if secret is not None:
-            sent["webhook-signature"] = Webhook(secret).sign(ctx.idempotency_key, ctx.now, body)
+        if ctx.db is not None:
+            with session_scope(ctx.db) as session:
+                keys = webhook_secrets.signing(
+                    session, workflow_id=ctx.workflow_id, settings=ctx.settings, now=ctx.now
+                )
+        else:
+            keys = [ctx.settings.webhook_secret] if ctx.settings.webhook_secret else []
+        if keys:
+            # Several signatures, space-separated, while a rotated secret still signs.
+            sent["webhook-signature"] = " ".join(
+                Webhook(key).sign(ctx.idempotency_key, ctx.now, body) for key in keys
+            )
         try:
             with http.from_settings(ctx.settings, ctx.resolver) as client:
                 response = client.request("POST", url, headers=sent, content=body.encode())

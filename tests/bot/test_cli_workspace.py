@@ -116,7 +116,7 @@ def test_stdin_and_a_renamed_case_are_the_same_segment(
             FILE
             + "workflows:\n  - name: x\n    object: account\n    trigger: {segment: Trial accounts}"
             + "\n    steps:\n      - action: email\n",
-            'workflows[0].steps[0].action: "email" is not available yet',
+            "workflows[0].steps[0].subject: Field required",
         ),
         (FILE.replace("version: 1", "version: 2"), "version: must be 1"),
         (FILE.replace("object: contact", "object: user"), "segments[2].object:"),

@@ -164,7 +164,7 @@ def test_run_on_sqlite_runs_a_workflow_end_to_end(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
             wait_until(lambda: len(sink.received) == 1, timeout=20)
             assert sink.received[0].path == "/hook"
-            assert sink.received[0].json["data"]["event"]["name"] == "signup"
+            assert sink.received[0].json["event"]["name"] == "signup"
         finally:
             code, out = stop(proc)
         assert code == 0, out

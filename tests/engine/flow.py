@@ -64,6 +64,18 @@ class Flow(Harness):
                 ran += 1
         raise AssertionError("steps kept coming")
 
+    def claim(self, step_id: int) -> Any:
+        """Claim and check one step as a worker does before calling its action (its _Call)."""
+        with session_scope(self.rt.db) as s:
+            call, _ = runner._claim_and_check(s, runner.services(self.rt), step_id)
+        assert call is not None, f"step run {step_id} is not runnable"
+        return call
+
+    def call(self, call: Any) -> Any:
+        """Call the claimed step's action, as the worker does (again: a worker that died
+        after the call and before recording it); its outcome."""
+        return runner._call(runner.services(self.rt), call)
+
     def record_id(self, external: str, object_type: str = "account") -> int:
         model = Account if object_type == "account" else Contact
         with session_scope(self.rt.db) as s:

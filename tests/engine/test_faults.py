@@ -293,7 +293,7 @@ def assert_nothing_lost(run: Run) -> Counter[str]:
     steps = {r.idempotency_key: (f"/s{r.step_index + 1}", r.external_id) for r in rows}
     with run.sink.lock:
         received = [
-            (r.headers["webhook-id"], r.path, r.json["data"]["record"]["id"])
+            (r.headers["webhook-id"], r.path, r.json["object"]["id"])
             for r in run.sink.received
             if whole(r)
         ]

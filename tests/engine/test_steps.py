@@ -432,23 +432,6 @@ def test_a_worker_dying_before_the_call_leaves_one_request_after_its_lease(
     assert flow.steps() == [(0, "done", 0)]
 
 
-def test_a_send_cut_short_becomes_unknown_and_is_never_resent(flow: Flow, sink: Sink) -> None:
-    """RELIABILITY 6, at most once: a step found `sending` past its lease (the worker died
-    between committing `sending` and recording the answer) becomes `unknown`, logged, and is
-    not run again."""
-    login_flow(flow, sink, [hook(sink, delay="1h")])
-    with session_scope(flow.rt.db) as s:
-        row = s.scalars(select(StepRun)).one()
-        row.status, row.lease_until = "sending", clock(flow).now() + timedelta(seconds=60)
-    clock(flow).advance(seconds=61)
-    flow.run()
-    assert flow.steps() == [(0, "unknown", 0)]
-    assert "it may have been sent and is not sent again by itself" in flow.timeline(["unknown"])[0]
-    clock(flow).advance(days=1)
-    flow.run()
-    assert sink.received == []
-
-
 def test_a_queued_step_whose_message_still_waits_is_not_requested_again(
     flow: Flow, sink: Sink, worker: dramatiq.Worker
 ) -> None:

@@ -173,26 +173,39 @@ def test_an_empty_workflows_key_is_no_workflows() -> None:
 # -- steps ------------------------------------------------------------------------------------
 
 
-def test_an_action_that_is_not_built_yet_is_refused_by_name() -> None:
+def test_an_email_step_missing_its_subject_and_body_names_both() -> None:
     data = example()
     data["workflows"][0]["steps"].insert(
         1, {"action": "email", "kind": "html", "to": ["{{ account.primary_contact.email }}"]}
     )
-    assert problems(data) == ['workflows[0].steps[1].action: "email" is not available yet']
+    assert problems(data) == [
+        "workflows[0].steps[1].subject: Field required",
+        "workflows[0].steps[1].body: Field required",
+    ]
 
 
 @pytest.mark.parametrize(
-    "action",
-    ["slack", "owner", "team_notification", "hubspot_task", "salesforce_task"],
+    ("action", "required"),
+    [
+        ("email", ["to", "subject", "body"]),
+        ("slack", ["channel", "text"]),
+        ("owner", ["assign", "users"]),
+        ("team_notification", ["to", "subject", "body"]),
+        ("hubspot_task", ["subject"]),
+        ("salesforce_task", ["subject"]),
+    ],
 )
-def test_every_action_of_the_format_not_built_is_refused_by_name(action: str) -> None:
+def test_each_action_names_the_fields_it_requires(action: str, required: list[str]) -> None:
     steps = [{"action": "webhook", "url": "https://a.example/"}, {"action": action}]
-    assert refusal(steps=steps) == f'workflows[0].steps[1].action: "{action}" is not available yet'
+    assert problems(one_workflow(steps=steps)) == [
+        f"workflows[0].steps[1].{name}: Field required" for name in required
+    ]
 
 
 def test_an_unknown_action_names_the_ones_there_are() -> None:
     assert refusal(steps=[{"action": "foo"}]) == (
-        'workflows[0].steps[0].action: unknown action "foo" (one of: webhook, update)'
+        'workflows[0].steps[0].action: unknown action "foo" (one of: email, slack, owner, '
+        "update, team_notification, webhook, hubspot_task, salesforce_task)"
     )
 
 

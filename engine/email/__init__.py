@@ -1,0 +1,1 @@
+"""Building and sending email: SMTP, Gmail, tracking."""
