@@ -109,7 +109,7 @@ def enroll(workflow: str, account: str | None, contact: str | None) -> None:
 
 @click.group()
 def enrollments() -> None:
-    """End enrollments by hand."""
+    """End enrollments by hand, or run again their steps that need attention."""
 
 
 @enrollments.command(name="exit")
@@ -138,6 +138,32 @@ def exit_(workflow: str | None, every: bool, account: str | None, contact: str |
         click.echo(f"{record[0]} {record[1]}: no active enrollment to exit")
         raise SystemExit(1)
     click.echo(f"{record[0]} {record[1]}: exited {', '.join(left)}")
+
+
+@enrollments.command(name="retry")
+@click.option("--workflow", metavar="NAME", help="Only this workflow (default: all).")
+@_account
+@_contact
+def retry(workflow: str | None, account: str | None, contact: str | None) -> None:
+    """Run again a record's steps that need attention (after fixing its data, a sender's
+    Gmail or the email provider). A record's change retries those held for a missing value by
+    itself."""
+    from engine import control
+
+    record = _required(account, contact)
+    with _control_session() as (session, now, _):
+        count = control.retry_held(
+            session,
+            name=workflow,
+            object_type=record[0],
+            external_id=record[1],
+            by=f"cli:{who()}",
+            now=now,
+        )
+    if not count:
+        click.echo(f"{record[0]} {record[1]}: no step needs attention")
+        raise SystemExit(1)
+    click.echo(f"{record[0]} {record[1]}: {count} steps run again within seconds")
 
 
 @workflows_group.command(name="test")

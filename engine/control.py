@@ -28,6 +28,7 @@ from engine.workflow_defs import (
 )
 from storage.models import Account, Contact
 from storage.queries import enrollments as q
+from storage.queries import steps as step_rows
 from storage.queries import workflows as workflow_rows
 from storage.queries.ingest import EVENTS
 from storage.queries.segments import MEMBERS
@@ -230,6 +231,42 @@ def exit_record(
     )
     names = {w.id: w.name for w in workflow_rows.all_workflows(session)}
     return sorted(names.get(e.workflow_id, "?") for e in active if e.id in ended)
+
+
+def retry_held(
+    session: Session,
+    *,
+    name: str | None,
+    object_type: str,
+    external_id: str,
+    by: str,
+    now: datetime,
+) -> int:
+    """Run again the record's steps that need attention (a value it lacked, a sender's Gmail
+    connection, a provider that refused), in one workflow or all; returns how many."""
+    workflow = workflow_named(session, name) if name is not None else None
+    record = record_id(session, object_type, external_id)
+    active = q.active_of(
+        session,
+        workflow_id=workflow.id if workflow is not None else None,
+        object_type=object_type,
+        object_id=record,
+    )
+    released = step_rows.release_attention(session, enrollment_ids=[e.id for e in active], now=now)
+    q.log(
+        session,
+        rows=[
+            {
+                "enrollment_id": row.enrollment_id,
+                "at": now,
+                "kind": "retried",
+                "step_index": row.step_index,
+                "message": f"step {row.step_index + 1}: tried again by {by}",
+            }
+            for row in released
+        ],
+    )
+    return len(released)
 
 
 def exit_all(session: Session, *, workflow: Workflow, by: str, now: datetime) -> int:

@@ -15,20 +15,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine import actions, http, lifecycle
 from engine.actions.base import SaveChecks
+from engine.def_types import PathError, StrictModel
 from engine.rules import RuleError, parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
 from engine.segments import SegmentError, check_rule
 from engine.settings import Settings
+from engine.step_defs import UpdateStep
 from engine.template_checks import sample_context
-from engine.workflow_defs import (
-    UNION_TAGS,
-    PathError,
-    SegmentTrigger,
-    StageTrigger,
-    StrictModel,
-    UpdateStep,
-    WorkflowDef,
-)
+from engine.workflow_defs import UNION_TAGS, SegmentTrigger, StageTrigger, WorkflowDef
 
 
 class DefinitionError(ValueError):

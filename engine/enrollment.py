@@ -364,11 +364,35 @@ def check_exits(
     lifecycle: Lifecycle,
     now: datetime,
 ) -> list[int]:
-    """End the active enrollments of these records whose workflow's `exit_if` now holds;
-    returns the enrollment ids exited."""
+    """End the active enrollments of these records whose workflow's `exit_if` now holds, and
+    try again the steps of the others held for a value the record lacked (an email that
+    would have said "Hi ,"); returns the enrollment ids exited."""
     active = q.active_for(session, records=records)
     if not active:
         return []
+    exited = _exits(session, active, lifecycle, now)
+    retried = step_rows.release_attention(
+        session, needs="data", enrollment_ids=[r.id for r in active if r.id not in exited], now=now
+    )
+    q.log(
+        session,
+        rows=[
+            {
+                "enrollment_id": row.enrollment_id,
+                "at": now,
+                "kind": "retried",
+                "step_index": row.step_index,
+                "message": f"step {row.step_index + 1}: the record changed; trying again",
+            }
+            for row in retried
+        ],
+    )
+    return exited
+
+
+def _exits(
+    session: Session, active: Sequence[Any], lifecycle: Lifecycle, now: datetime
+) -> list[int]:
     documents = q.version_documents(session, version_ids={r.version_id for r in active})
     compiled = {vid: compile_version(vid, doc, lifecycle) for vid, doc in documents.items()}
     exiting = [r for r in active if compiled[r.version_id].exit_if is not None]

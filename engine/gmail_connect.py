@@ -90,7 +90,7 @@ def complete(
             now=now,
         )
         released = sum(
-            step_rows.release_attention(session, needs="gmail", sender=address, now=now)
+            len(step_rows.release_attention(session, needs="gmail", sender=address, now=now))
             for address in {account, (user_email or "").lower()} - {""}
         )
     return Connected(str(shown), account, released)

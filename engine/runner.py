@@ -5,17 +5,17 @@ Every transition is a guarded UPDATE (storage.queries.steps), so a duplicated me
 second worker or a worker that lost its lease changes nothing twice. The action is called
 outside any transaction. Retries are rows (`scheduled` again with `attempt + 1` and a later
 `due_at`), never Dramatiq retries; after MAX_ATTEMPTS the step fails and `on_failure`
-decides. An at-most-once action is committed as `sending` before its call.
+decides. An at-most-once action is committed as `sending` before its call. What each
+outcome does to its step is engine.outcomes.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import random
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -24,23 +24,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from engine import actions, enrollment, lifecycle, views
+from engine import outcomes as outcomes_mod
 from engine.actions.base import (
-    Attention,
-    Done,
-    Failed,
-    Later,
     Outcome,
     Retry,
     RunContext,
-    Skipped,
-    Unknown,
-    Waiting,
 )
 from engine.clock import Clock
 from engine.compiled import CompiledWorkflow, compile_version
 from engine.http import Resolver
 from engine.ingest.schema import InvalidPayload, parse_call
 from engine.ingest.writer import commit_changes
+from engine.outcomes import Call, Writes
 from engine.rules.records import RecordValues
 from engine.runtime import Runtime
 from engine.settings import Settings
@@ -48,13 +43,11 @@ from storage.db import session_scope
 from storage.queries import configuration, drafts
 from storage.queries import enrollments as q
 from storage.queries import steps as step_rows
-from storage.workflow_models import Enrollment, StepRun, Workflow
+from storage.workflow_models import Enrollment, Workflow
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
 CALL_THREADS = 8  # a batch's actions run at most this many at once
-MAX_BACKOFF = timedelta(hours=1)
 PAUSED_KEY = "sends_paused"
 
 
@@ -92,102 +85,6 @@ def services(
     return Services(rt.db, rt.clock, rt.settings, rt.resolver, enqueue_evaluation)
 
 
-def backoff(attempt: int, base_seconds: float) -> timedelta:
-    """Exponential with full jitter over the upper half, capped at an hour: attempt 1 waits
-    base..., attempt 2 twice that, and so on."""
-    ceiling = min(base_seconds * 2 ** max(attempt - 1, 0), MAX_BACKOFF.total_seconds())
-    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))
-
-
-@dataclass(frozen=True)
-class _Call:
-    """A claimed step about to call its action (what the second transaction needs)."""
-
-    step_id: int
-    enrollment_id: int
-    workflow_id: int
-    record_id: int
-    index: int
-    attempt: int
-    key: str
-    compiled: CompiledWorkflow
-    data: dict[str, Any]
-    sending: bool
-    first_call: bool
-
-    @property
-    def step_index(self) -> int:  # what a timeline line is written about
-        return self.index
-
-
-@dataclass
-class _Writes:
-    """What one transaction of a batch writes besides the guarded moves: timeline lines,
-    the next steps to schedule, enrollments completed; and the step ids due now."""
-
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    following: list[dict[str, Any]] = field(default_factory=list)
-    completed: list[int] = field(default_factory=list)
-
-    def line(
-        self,
-        row: Any,
-        now: datetime,
-        kind: str,
-        message: str,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.lines.append(
-            {
-                "enrollment_id": row.enrollment_id,
-                "at": now,
-                "kind": kind,
-                "step_index": row.step_index,
-                "message": message,
-                "detail": dict(detail or {}),
-            }
-        )
-
-    def advance(
-        self,
-        svc: Services,
-        enrollment_id: int,
-        compiled: CompiledWorkflow,
-        index: int,
-        now: datetime,
-    ) -> None:
-        """After step `index` reached a final state: the next step (its delay counts from
-        now), or the enrollment completes."""
-        steps = compiled.definition.steps
-        if index + 1 >= len(steps):
-            self.completed.append(enrollment_id)
-            return
-        following = steps[index + 1]
-        due_at = now + timedelta(seconds=following.delay_seconds)
-        self.following.append(enrollment.step_row(enrollment_id, index + 1, due_at, now, svc.lease))
-        self.lines.append(
-            enrollment.scheduled_line(enrollment_id, index + 1, following.action, due_at, now)
-        )
-
-    def write(self, session: Session, now: datetime) -> list[int]:
-        """Write it all (a few statements for the whole batch); the steps due now."""
-        due = [
-            step_id
-            for step_id, status in step_rows.add(session, rows=self.following)
-            if status == "queued"
-        ]
-        if self.completed:
-            ended = q.end(
-                session, ids=self.completed, status="completed", reason="completed", now=now
-            )
-            self.lines += [
-                {"enrollment_id": eid, "at": now, "kind": "completed", "message": "completed"}
-                for eid in ended
-            ]
-        q.log(session, rows=self.lines)
-        return due
-
-
 def run_step(svc: Services, step_id: int) -> list[int]:
     """Run step `step_id` if it is runnable (a no-op otherwise); see `run_steps`."""
     return run_steps(svc, [step_id])
@@ -207,7 +104,13 @@ def run_steps(svc: Services, step_ids: Sequence[int]) -> list[int]:
     else:  # the calls wait on their peers together, not one after another
         outcomes = list(zip(calls, _calls().map(partial(_call, svc), calls), strict=True))
     with session_scope(svc.db) as session:
-        return due + _finish(session, svc, outcomes)
+        return due + outcomes_mod.record(
+            session,
+            outcomes,
+            now=svc.clock.now(),
+            lease=svc.lease,
+            retry_seconds=svc.settings.step_retry_seconds,
+        )
 
 
 @functools.cache
@@ -216,7 +119,7 @@ def _calls() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="workflowbot-action")
 
 
-def _call(svc: Services, call: _Call) -> Outcome:
+def _call(svc: Services, call: Call) -> Outcome:
     step = call.compiled.definition.steps[call.index]
     ctx = RunContext(
         data=call.data,
@@ -234,6 +137,7 @@ def _call(svc: Services, call: _Call) -> Outcome:
         workflow_id=call.workflow_id,
         record_id=call.record_id,
         first_call=call.first_call,
+        kept=call.kept,
     )
     try:
         return actions.for_step(step).run(step, ctx)
@@ -244,7 +148,7 @@ def _call(svc: Services, call: _Call) -> Outcome:
 
 def _claim_and_check(
     session: Session, svc: Services, step_id: int
-) -> tuple[_Call | None, list[int]]:
+) -> tuple[Call | None, list[int]]:
     """Claim one step and check it (what a worker does before calling its action)."""
     calls, due = _claim_and_check_many(session, svc, [step_id])
     return (calls[0] if calls else None), due
@@ -252,7 +156,7 @@ def _claim_and_check(
 
 def _claim_and_check_many(
     session: Session, svc: Services, step_ids: Sequence[int]
-) -> tuple[list[_Call], list[int]]:
+) -> tuple[list[Call], list[int]]:
     now = svc.clock.now()
     rows = step_rows.claim_many(session, step_ids=step_ids, now=now, lease=svc.lease)
     if not rows:
@@ -271,7 +175,7 @@ def _claim_and_check_many(
     }
     found = configuration.get_many(session, keys=[PAUSED_KEY, *lifecycle.KEYS])
     ruling = lifecycle.from_configuration(found)
-    writes = _Writes()
+    writes = Writes()
     ready: list[tuple[Any, Enrollment, Workflow]] = []
     for row in rows:
         e = enrolled[row.enrollment_id]
@@ -294,7 +198,7 @@ def _claim_and_check_many(
     # A step with a draft runs again on its decision (approve, discard, expiry): its only_if
     # and resume window were checked when the draft was made.
     decided = drafts.status_of(session, step_ids=[row.id for row, _, _ in ready])
-    calls: list[_Call] = []
+    calls: list[Call] = []
     exits: list[tuple[int, str]] = []
     to_call: list[tuple[Any, Enrollment, Workflow, CompiledWorkflow]] = []
     for row, e, workflow in ready:
@@ -320,7 +224,7 @@ def _claim_and_check_many(
         if late is not None:
             _settle(session, row, "skipped", now, error=late)
             writes.line(row, now, "skipped", f"{label} skipped: {late}")
-            writes.advance(svc, e.id, flow, index, now)
+            writes.advance(svc.lease, e.id, flow, index, now)
             continue
         to_call.append((row, e, workflow, flow))
     rendered = views.template_data_many(
@@ -347,7 +251,7 @@ def _claim_and_check_many(
         if sending:
             step_rows.move(session, step_id=row.id, from_status="running", status="sending")
         calls.append(
-            _Call(
+            Call(
                 row.id,
                 e.id,
                 e.workflow_id,
@@ -359,6 +263,7 @@ def _claim_and_check_many(
                 data,
                 sending,
                 first_call=row.attempt == 0 and row.claims <= 1,
+                kept=(row.result or {}).get("later", {}),
             )
         )
     enrollment.exit_enrollments(session, exits=exits, now=now)
@@ -431,121 +336,6 @@ def _settle(
     if error is not None:
         values["error"] = error
     step_rows.move(session, step_id=row.id, from_status="running", **values)
-
-
-def _finish(
-    session: Session, svc: Services, outcomes: Sequence[tuple[_Call, Outcome]]
-) -> list[int]:
-    """Record each call's outcome with a guarded move (a step whose lease ran out and was
-    taken over is left to its new owner), then the batch's lines, next steps, completions."""
-    now = svc.clock.now()
-    writes = _Writes()
-    failed: list[tuple[int, str]] = []
-    done = step_rows.finish_done(
-        session,
-        rows=[
-            (c.step_id, "sending" if c.sending else "running", c.attempt, dict(o.result))
-            for c, o in outcomes
-            if isinstance(o, Done)
-        ],
-        now=now,
-    )
-    for call, outcome in outcomes:
-        step = call.compiled.definition.steps[call.index]
-        label = f"step {call.index + 1} ({step.action})"
-        current = "sending" if call.sending else "running"
-
-        def moved(**values: Any) -> bool:
-            return step_rows.move(
-                session,
-                step_id=call.step_id,  # noqa: B023 (used before the loop moves on)
-                from_status=current,  # noqa: B023
-                at_attempt=call.attempt,  # noqa: B023
-                **values,
-            )
-
-        if isinstance(outcome, Retry) and call.attempt + 1 >= MAX_ATTEMPTS:
-            outcome = Failed(f"gave up after {MAX_ATTEMPTS} attempts; last: {outcome.error}")
-        if isinstance(outcome, Done):
-            if call.step_id not in done:
-                _lost(call)
-                continue
-            writes.line(call, now, "run", f"{label}: {outcome.summary}", outcome.result)
-            writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
-        elif isinstance(outcome, Retry):
-            at = outcome.at or now + backoff(call.attempt + 1, svc.settings.step_retry_seconds)
-            at = min(max(at, now), now + MAX_BACKOFF)
-            if not moved(
-                status="scheduled",
-                attempt=call.attempt + 1,
-                due_at=at,
-                error=outcome.error,
-                lease_until=None,
-            ):
-                _lost(call)
-                continue
-            writes.line(
-                call,
-                now,
-                "retried",
-                f"{label} attempt {call.attempt + 1} failed: {outcome.error}; "
-                f"retrying at {at:%Y-%m-%d %H:%M:%S} UTC",
-            )
-        elif isinstance(outcome, Later):
-            # Not counted as a claim: coming back later is no sign of an earlier call.
-            if not moved(
-                status="scheduled",
-                due_at=max(outcome.at, now),
-                lease_until=None,
-                claims=StepRun.claims - 1,
-            ):
-                _lost(call)
-        elif isinstance(outcome, Waiting):
-            if not moved(status="waiting", result=dict(outcome.result), lease_until=None):
-                _lost(call)
-                continue
-            writes.line(call, now, "waiting", f"{label}: {outcome.summary}", outcome.result)
-        elif isinstance(outcome, Attention):
-            if not moved(
-                status="attention",
-                error=outcome.error,
-                result=dict(outcome.detail),
-                lease_until=None,
-            ):
-                _lost(call)
-                continue
-            writes.line(call, now, "attention", f"{label} needs attention: {outcome.error}")
-        elif isinstance(outcome, Unknown):
-            if not moved(status="unknown", error=outcome.error, lease_until=None):
-                _lost(call)
-                continue
-            writes.line(call, now, "unknown", f"{label} may have been sent: {outcome.error}")
-        elif isinstance(outcome, Skipped):
-            if not moved(status="skipped", error=outcome.reason, lease_until=None, finished_at=now):
-                _lost(call)
-                continue
-            writes.line(call, now, "skipped", f"{label} skipped: {outcome.reason}")
-            writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
-        else:
-            if not moved(status="failed", error=outcome.error, lease_until=None, finished_at=now):
-                _lost(call)
-                continue
-            writes.line(call, now, "failed", f"{label} failed: {outcome.error}")
-            if call.compiled.definition.on_failure == "continue":
-                writes.advance(svc, call.enrollment_id, call.compiled, call.index, now)
-            else:
-                failed.append((call.enrollment_id, f"{label} failed (on_failure: stop)"))
-    due = writes.write(session, now)
-    enrollment.exit_enrollments(session, exits=failed, now=now, status="failed")
-    return due
-
-
-def _lost(call: _Call) -> None:
-    log.warning(
-        "step run %d: its lease ran out while it ran and another worker took it over; "
-        "this outcome is dropped (the effect carried the same idempotency key)",
-        call.step_id,
-    )
 
 
 # -- pause-all / resume-all ----------------------------------------------------------------------

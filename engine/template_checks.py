@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import meta
 
 from engine import http, templating
-from engine.workflow_defs import url_base
+from engine.def_types import url_base
 
 
 class OpenRecord(dict[str, Any]):

@@ -9,7 +9,7 @@ from engine.actions.owner import OwnerAction
 from engine.actions.slack import SlackAction
 from engine.actions.update import UpdateAction
 from engine.actions.webhook import WebhookAction
-from engine.workflow_defs import StepDef
+from engine.step_defs import StepDef
 
 ACTIONS: dict[str, Action] = {
     action.kind: action

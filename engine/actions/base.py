@@ -1,7 +1,7 @@
 """The one interface every action implements, and what a run of one returns.
 
 An action is a module in engine/actions/ with: its config schema (the step's pydantic model in
-`engine.workflow_defs`), `problems` (checks that need the workspace, run when a workflow is
+`engine.step_defs`), `problems` (checks that need the workspace, run when a workflow is
 saved), `preview` (what it would do, with no side effect: `workflows test`), `run` (the effect,
 carrying the step's idempotency key) and its declared delivery policy (RELIABILITY 6).
 The runner owns every state transition; an action only says how its call went.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from engine import http
 from engine.clock import Clock, SystemClock
 from engine.settings import Settings
-from engine.workflow_defs import StepDef
+from engine.step_defs import StepDef
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -96,10 +96,11 @@ class Unknown:
 @dataclass(frozen=True)
 class Later:
     """Not now, and not a failure (a channel's pacing slot): run again at `at` with the same
-    attempt."""
+    attempt; `keep` is handed to that run as `RunContext.kept` (a slot reserved for it)."""
 
     at: datetime
     reason: str
+    keep: Mapping[str, Any] = field(default_factory=dict)
 
 
 Outcome = Done | Retry | Failed | Waiting | Attention | Skipped | Unknown | Later
@@ -130,6 +131,8 @@ class RunContext:
     enrollment_id: int = 0
     workflow_id: int = 0
     record_id: int = 0  # the enrolled record's row id (its external id is in `data`)
+    # What this step's previous run kept when it asked to be run later (Later.keep).
+    kept: Mapping[str, Any] = field(default_factory=dict)
     # False when an earlier claim of this step at this attempt may have made the call (a
     # worker died or lost its lease): a keyed action then looks for its own effect first.
     first_call: bool = True

@@ -31,8 +31,8 @@ from engine.crm import CrmFailed, CrmRetry, TaskClient, TaskSpec
 from engine.crm.hubspot import HubSpotClient
 from engine.crm.salesforce import SalesforceClient
 from engine.settings import Settings
+from engine.step_defs import HubspotTaskStep, SalesforceTaskStep, StepDef, TaskStep
 from engine.template_checks import template_problem
-from engine.workflow_defs import HubspotTaskStep, SalesforceTaskStep, StepDef, TaskStep
 from storage.db import session_scope
 from storage.queries import users as user_rows
 

@@ -37,12 +37,16 @@ from engine.actions.base import (
 )
 from engine.email import deliver, message
 from engine.settings import Settings
+from engine.step_defs import APPROVAL_AUTO, EmailStep, StepDef, TeamNotificationStep
 from engine.template_checks import template_problem
-from engine.workflow_defs import APPROVAL_AUTO, EmailStep, StepDef, TeamNotificationStep
 from storage.action_models import Draft
 from storage.db import session_scope
 from storage.queries import drafts as draft_rows
 from storage.queries import users as user_rows
+
+# Held for a value the record lacks: tried again when the record changes, or by hand
+# (`workflowbot enrollments retry`).
+NEEDS_DATA = {"needs": "data"}
 
 
 class Hold(Exception):
@@ -268,7 +272,7 @@ class EmailAction(Action):
         try:
             rendered = render_email(step, ctx.data, ctx.settings)
         except Hold as exc:
-            return Attention(str(exc))
+            return Attention(str(exc), NEEDS_DATA)
         except Broken as exc:
             return Failed(str(exc))
         if rendered.kind == "gmail" and not _gmail_connected(ctx, rendered.sender):
@@ -320,7 +324,7 @@ class TeamNotificationAction(Action):
             try:
                 rendered = render_team(step, ctx.data, ctx.settings)
             except Hold as exc:
-                return Attention(str(exc))
+                return Attention(str(exc), NEEDS_DATA)
             except Broken as exc:
                 return Failed(str(exc))
             draft = _make_draft(ctx, rendered, None)

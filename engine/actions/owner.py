@@ -26,8 +26,8 @@ from engine.actions.base import (
 )
 from engine.actions.notify import dm_owner
 from engine.settings import Settings
+from engine.step_defs import OwnerStep, StepDef
 from engine.users import label
-from engine.workflow_defs import OwnerStep, StepDef
 from storage.db import session_scope
 from storage.models import User
 from storage.queries import counters

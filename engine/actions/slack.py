@@ -12,7 +12,7 @@ a guarded upsert); a 429 reschedules the step at Retry-After; nothing sleeps (RE
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -34,11 +34,13 @@ from engine.actions.base import (
     Skipped,
 )
 from engine.settings import Settings
+from engine.step_defs import SlackStep, StepDef
 from engine.template_checks import template_problem
-from engine.workflow_defs import SlackStep, StepDef
 from storage.db import session_scope
 from storage.queries import slack_channels
 
+# A reserved slot missed by more than this (a busy worker) is not used: a new one is taken.
+KEPT_SLOT_GRACE = timedelta(minutes=1)
 LOOK_BACK = timedelta(days=1)  # how far back a repeated run looks for its own message
 # The bot cannot join this channel by itself: a person has to invite it.
 _NOT_JOINABLE = frozenset(
@@ -134,10 +136,13 @@ class SlackAction(Action):
         shown = step.channel
         try:
             channel_id = slack.resolve_channel(ctx.database, web, step.channel, ctx.now)
-            with session_scope(ctx.database) as session:
-                free_at = slack_channels.take_slot(session, channel_id=channel_id, now=ctx.now)
-            if free_at is not None:
-                return Later(at=free_at, reason=f"paced: one message a second to {shown}")
+            slot = _slot(ctx, channel_id)
+            if slot > ctx.now:
+                return Later(
+                    at=slot,
+                    reason=f"paced: one message a second to {shown}",
+                    keep={"slot": slot.isoformat()},
+                )
             result = {"channel": channel_id}
             if not ctx.first_call:  # an earlier claim may have posted before it died
                 ts = slack.find_posted(web, channel_id, ctx.idempotency_key, ctx.now - LOOK_BACK)
@@ -159,6 +164,18 @@ class SlackAction(Action):
         except slack.SlackError as exc:
             return _refused(exc.code, shown)
         return Done(result | {"ts": ts}, f"posted to {shown}")
+
+
+def _slot(ctx: RunContext, channel_id: str) -> datetime:
+    """When this run may post: the slot an earlier run reserved for it (if it is not long
+    past), else a new one reserved on the channel's row."""
+    kept = ctx.kept.get("slot")
+    if isinstance(kept, str):
+        slot = datetime.fromisoformat(kept)
+        if slot > ctx.now - KEPT_SLOT_GRACE:
+            return slot
+    with session_scope(ctx.database) as session:
+        return slack_channels.reserve_slot(session, channel_id=channel_id, now=ctx.now)
 
 
 def _join(web: WebClient, channel_id: str, shown: str) -> Outcome | None:

@@ -21,8 +21,8 @@ from engine.actions.base import (
     SaveChecks,
 )
 from engine.settings import Settings
+from engine.step_defs import StepDef, UpdateStep
 from engine.template_checks import template_problem
-from engine.workflow_defs import StepDef, UpdateStep
 
 
 class UpdateAction(Action):

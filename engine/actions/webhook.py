@@ -31,8 +31,8 @@ from engine.actions.base import (
     SaveChecks,
 )
 from engine.settings import Settings
+from engine.step_defs import StepDef, WebhookStep
 from engine.template_checks import template_problem, url_problems
-from engine.workflow_defs import StepDef, WebhookStep
 from storage.db import session_scope
 
 

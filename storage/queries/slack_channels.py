@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -45,25 +45,26 @@ def remember(session: Session, *, channel_id: str, name: str, now: datetime) -> 
     )
 
 
-def take_slot(
+def reserve_slot(
     session: Session, *, channel_id: str, now: datetime, spacing: timedelta = SPACING
-) -> datetime | None:
-    """Take the channel's next posting slot: None when taken (the next one is then
-    `now + spacing`), else the time the current slot frees. One guarded upsert decides, so
-    processes posting to one channel at once take turns."""
-    stmt = _insert(session).values(
-        id=channel_id, name=None, next_post_at=now + spacing, updated_at=now
+) -> datetime:
+    """Reserve the channel's next posting slot and return when it starts: `now` when the
+    channel is free, else one spacing after the last reserved. The row is locked while it is
+    read and moved on, so posts from every process to one channel take distinct slots (a
+    thousand messages at once wait in a line, each woken once, not all every second)."""
+    session.execute(
+        _insert(session)
+        .values(id=channel_id, name=None, next_post_at=None, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["id"])
     )
-    taken = session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={"next_post_at": now + spacing, "updated_at": now},
-            where=or_(CHANNELS.c.next_post_at.is_(None), CHANNELS.c.next_post_at <= now),
-        ).returning(CHANNELS.c.id)
-    ).first()
-    if taken is not None:
-        return None
-    free_at = session.scalar(select(CHANNELS.c.next_post_at).where(CHANNELS.c.id == channel_id))
-    # Not taken means a later slot is held; a clock far behind another process's could read
-    # one that is already past: come back one spacing later rather than at once.
-    return free_at if free_at is not None and free_at > now else now + spacing
+    pick = select(CHANNELS.c.next_post_at).where(CHANNELS.c.id == channel_id)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update()
+    taken = session.scalar(pick)
+    slot = now if taken is None or taken <= now else taken
+    session.execute(
+        update(CHANNELS)
+        .where(CHANNELS.c.id == channel_id)
+        .values(next_post_at=slot + spacing, updated_at=now)
+    )
+    return slot

@@ -235,16 +235,30 @@ def release_held(session: Session, *, workflow_id: int) -> list[Row[Any]]:
     )
 
 
-def release_attention(session: Session, *, needs: str, sender: str, now: datetime) -> int:
-    """attention -> scheduled (due now) for the steps waiting on `needs` for `sender` (a
-    Gmail connection made); returns how many."""
-    result = session.execute(
-        update(STEPS)
-        .where(
-            STEPS.c.status == "attention",
-            STEPS.c.result["needs"].as_string() == needs,
-            STEPS.c.result["sender"].as_string() == sender.lower(),
+def release_attention(
+    session: Session,
+    *,
+    now: datetime,
+    needs: str | None = None,
+    sender: str | None = None,
+    enrollment_ids: Collection[int] | None = None,
+) -> list[Row[Any]]:
+    """attention -> scheduled (due now) for the steps held for `needs` (gmail: a connection
+    of `sender`; data: a value the record lacked), of these enrollments if given; returns
+    (enrollment_id, step_index) of each."""
+    stmt = update(STEPS).where(STEPS.c.status == "attention")
+    if needs is not None:
+        stmt = stmt.where(STEPS.c.result["needs"].as_string() == needs)
+    if sender is not None:
+        stmt = stmt.where(STEPS.c.result["sender"].as_string() == sender.lower())
+    if enrollment_ids is not None:
+        if not enrollment_ids:
+            return []
+        stmt = stmt.where(STEPS.c.enrollment_id.in_(sorted(set(enrollment_ids))))
+    return list(
+        session.execute(
+            stmt.values(status="scheduled", due_at=now, error=None, result=None).returning(
+                STEPS.c.enrollment_id, STEPS.c.step_index
+            )
         )
-        .values(status="scheduled", due_at=now, error=None, result=None)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]

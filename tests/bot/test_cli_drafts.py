@@ -90,3 +90,32 @@ def test_bad_edits_and_unknown_drafts_are_refused_and_change_nothing(
     with session_scope(rt.db) as s:
         found = s.get(Draft, draft)
         assert found is not None and not found.edited and found.to == ["hello@a0.example"]
+
+
+def test_enrollments_retry_runs_held_steps_again(cli: Callable[..., Any], rt: Runtime) -> None:
+    rt.settings = rt.settings.model_copy(update={"email_from": "cs@acme.example"})
+    flow = Flow(rt)
+    flow.workflow(
+        name="Nudge",
+        trigger={"event": "login"},
+        object="contact",
+        steps=[
+            {
+                "action": "email",
+                "approval": "auto",
+                "to": ["{{ contact.email }}"],
+                "subject": "Hi {{ contact.nickname }}",
+                "body": "b",
+            }
+        ],
+    )
+    flow.identify("ada", email="ada@globex.example")
+    flow.track("ada", "login")
+    flow.evaluate()
+    flow.run()
+    assert [s for _, s, _ in flow.steps()] == ["attention"]
+    done = cli("enrollments", "retry", "--contact", "ada")
+    assert done.exit_code == 0 and "1 steps run again" in done.output
+    assert [s for _, s, _ in flow.steps()] == ["scheduled"]
+    again = cli("enrollments", "retry", "--contact", "ada")
+    assert again.exit_code == 1 and "no step needs attention" in again.output

@@ -525,3 +525,56 @@ def test_save_time_checks_name_the_field_and_the_problem() -> None:
     assert gmail_without_sender.value.problems[0].startswith(
         "workflows[0].steps[0].from: a gmail email is sent from a user's Gmail"
     )
+
+
+def test_an_email_held_for_a_missing_value_goes_on_once_the_record_has_it(
+    flow: Flow, smtp: SmtpPeer
+) -> None:
+    welcome(flow, email_step(approval="auto", subject="Your {{ account.plan_name }} trial"))
+    trial(flow)
+    flow.run()
+    assert statuses(flow) == ["attention"]
+    flow.group("acme", plan_name="Pro")  # the data arrives
+    flow.evaluate()
+    flow.run()
+    [got] = smtp.received
+    assert got.message["Subject"] == "Your Pro trial"
+    assert "step 1: the record changed; trying again" in flow.timeline(["retried"])
+    assert flow.enrollments() == [("acme", "completed")]
+
+
+def test_team_notification_cut_short_mid_send_is_unknown_and_not_resent(
+    flow: Flow, smtp: SmtpPeer
+) -> None:
+    welcome(
+        flow,
+        {"action": "team_notification", "to": ["cs@acme.example"], "subject": "s", "body": "b"},
+    )
+    smtp.drop_after_data = True
+    trial(flow)
+    flow.run()
+    smtp.drop_after_data = False
+    flow.rt.clock.advance(days=1)  # type: ignore[attr-defined]
+    flow.run()
+    assert statuses(flow) == ["unknown"] and smtp.received == []
+
+
+def test_without_smtp_url_the_email_needs_attention_and_a_dead_server_is_retried(
+    flow: Flow, smtp: SmtpPeer
+) -> None:
+    url = flow.rt.settings.smtp_url
+    flow.rt.settings = flow.rt.settings.model_copy(update={"smtp_url": None})
+    welcome(flow, email_step(approval="auto"))
+    trial(flow)
+    flow.run()
+    [line] = flow.timeline(["attention"])
+    assert "SMTP_URL is not set" in line
+    flow.rt.settings = flow.rt.settings.model_copy(
+        update={"smtp_url": url.replace(str(smtp.port), "1")}  # nobody listens there
+    )
+    decide(flow, drafts.send_again, the_draft(flow).id)
+    flow.run()
+    with session_scope(flow.rt.db) as s:
+        [row] = s.scalars(select(StepRun))
+        assert (row.status, row.attempt) == ("scheduled", 1)
+    assert smtp.received == []

@@ -25,8 +25,8 @@ from engine.actions.slack import SlackAction
 from engine.http import SystemResolver
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.step_defs import SlackStep
 from engine.template_checks import sample_context
-from engine.workflow_defs import SlackStep
 from storage.db import session_scope
 from storage.workflow_models import StepRun
 from tests.conftest import ManualClock
@@ -295,3 +295,23 @@ def test_the_blocks_respect_block_kit_limits() -> None:
     assert notification_blocks("", [], None) == []
     assert len(notification_text("y" * 4000)) == SECTION_TEXT_MAX
     assert escape("<!here> & <@U1>") == "&lt;!here&gt; &amp; &lt;@U1&gt;"
+
+
+def test_a_burst_to_one_channel_waits_in_line_each_step_woken_once(
+    flow: Flow, peer: SlackPeer
+) -> None:
+    channel = peer.add_channel("alerts")
+    alert(flow)
+    start(flow, *[f"a{i}" for i in range(5)])
+    flow.run()
+    rows = step_rows(flow)
+    now = flow.rt.clock.now()
+    assert sorted(r.due_at - now for r in rows if r.status == "scheduled") == [
+        timedelta(seconds=i) for i in range(1, 5)
+    ]
+    for _ in range(4):
+        flow.rt.clock.advance(seconds=1)  # type: ignore[attr-defined]
+        flow.run()
+    assert len(peer.messages(channel)) == 5
+    assert all(r.status == "done" and r.claims == 1 for r in step_rows(flow))
+    assert peer.calls_to("conversations.history") == []  # no step looked for an earlier post

@@ -20,6 +20,7 @@ from storage.db import session_scope
 from storage.queries import slack_channels
 from tests.slack_peer import BOT_USER, SlackPeer, slack_peer
 
+SECOND = timedelta(seconds=1)
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
@@ -160,39 +161,38 @@ def test_users_and_direct_messages(peer: SlackPeer, web: WebClient) -> None:
 
 # -- storage ------------------------------------------------------------------------------------
 @pytest.mark.both_dbs
-def test_a_slot_is_taken_once_a_second(db: Engine) -> None:
+def test_slots_are_reserved_one_a_second_in_line(db: Engine) -> None:
     with session_scope(db) as s:
-        assert slack_channels.take_slot(s, channel_id="C1", now=NOW) is None
-    with session_scope(db) as s:
-        later = slack_channels.take_slot(s, channel_id="C1", now=NOW + timedelta(seconds=0.5))
-        assert later == NOW + timedelta(seconds=1)
-        assert slack_channels.take_slot(s, channel_id="C2", now=NOW) is None
-    with session_scope(db) as s:
-        assert slack_channels.take_slot(s, channel_id="C1", now=later) is None
+        assert slack_channels.reserve_slot(s, channel_id="C1", now=NOW) == NOW
+    with session_scope(db) as s:  # half a second later the next slot is a second after
+        half = NOW + timedelta(seconds=0.5)
+        assert slack_channels.reserve_slot(s, channel_id="C1", now=half) == NOW + SECOND
+        assert slack_channels.reserve_slot(s, channel_id="C1", now=half) == NOW + 2 * SECOND
+        assert slack_channels.reserve_slot(s, channel_id="C2", now=half) == half
+    with session_scope(db) as s:  # naming a channel keeps its line
         slack_channels.remember(s, channel_id="C1", name="alerts", now=NOW)
-    with session_scope(db) as s:  # naming a channel keeps its slot
-        assert slack_channels.take_slot(s, channel_id="C1", now=later) == later + timedelta(
-            seconds=1
-        )
+        assert slack_channels.reserve_slot(s, channel_id="C1", now=half) == NOW + 3 * SECOND
         assert slack_channels.cached_id(s, name="alerts") == "C1"
         # The name moved to another channel (renamed, then made again).
         slack_channels.remember(s, channel_id="C9", name="alerts", now=NOW)
         assert slack_channels.cached_id(s, name="alerts") == "C9"
+    with session_scope(db) as s:  # once the line has passed, the channel is free again
+        later = NOW + timedelta(minutes=1)
+        assert slack_channels.reserve_slot(s, channel_id="C1", now=later) == later
 
 
-def test_one_slot_among_many_takers_at_once(db: Engine) -> None:
+def test_many_reserving_at_once_get_distinct_slots(db: Engine) -> None:
     barrier = threading.Barrier(8)
     got: list[object] = []
 
     def take() -> None:
         barrier.wait()
         with session_scope(db) as s:
-            got.append(slack_channels.take_slot(s, channel_id="C1", now=NOW))
+            got.append(slack_channels.reserve_slot(s, channel_id="C1", now=NOW))
 
     threads = [threading.Thread(target=take) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert got.count(None) == 1
-    assert [g for g in got if g is not None] == [NOW + timedelta(seconds=1)] * 7
+    assert sorted(got) == [NOW + i * SECOND for i in range(8)]  # type: ignore[type-var]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from engine.def_types import parse_duration
 from engine.definitions import (
     DefinitionError,
     WorkspaceDef,
@@ -15,15 +16,9 @@ from engine.definitions import (
     sample_context,
 )
 from engine.fileload import load_text
+from engine.step_defs import WebhookStep
 from engine.templating import render
-from engine.workflow_defs import (
-    EventTrigger,
-    HealthTrigger,
-    SegmentTrigger,
-    StageTrigger,
-    WebhookStep,
-    parse_duration,
-)
+from engine.workflow_defs import EventTrigger, HealthTrigger, SegmentTrigger, StageTrigger
 
 # workflow-format.md's example with the steps that are built (webhooks), one of each trigger.
 EXAMPLE = """\
