@@ -283,7 +283,7 @@ class SinkState:
     def receive(self, body: bytes, at: float) -> None:
         self.last = at
         try:
-            properties = json.loads(body)["data"]["event"]["properties"]
+            properties = json.loads(body)["event"]["properties"]
             key, sent = properties["bench_id"], float(properties["sent_at"])
         except (ValueError, KeyError, TypeError):
             self.unparsed += 1
@@ -468,7 +468,7 @@ def create_workflows(url: str, sink_url: str) -> None:
 
 
 # Everything a phase leaves, in one statement (the workflows and the population stay).
-EMPTY = "TRUNCATE step_runs, enrollment_logs, enrollments, signals, outbox, events"
+EMPTY = "TRUNCATE email_events, drafts, step_runs, enrollment_logs, enrollments, signals, outbox, events"
 
 
 class Database:

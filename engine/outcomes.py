@@ -71,6 +71,7 @@ class Call:
     sending: bool
     first_call: bool
     kept: Mapping[str, Any] = field(default_factory=dict)
+    signing_keys: tuple[str, ...] = ()
 
     @property
     def step_index(self) -> int:  # what a timeline line is written about

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from engine import actions, enrollment, lifecycle, views
+from engine import actions, enrollment, lifecycle, views, webhook_secrets
 from engine import outcomes as outcomes_mod
 from engine.actions.base import (
     Outcome,
@@ -138,6 +138,7 @@ def _call(svc: Services, call: Call) -> Outcome:
         record_id=call.record_id,
         first_call=call.first_call,
         kept=call.kept,
+        signing_keys=call.signing_keys,
     )
     try:
         return actions.for_step(step).run(step, ctx)
@@ -235,6 +236,16 @@ def _claim_and_check_many(
         ],
         health=health,
     )
+    keys = webhook_secrets.signing(
+        session,
+        workflow_ids={
+            e.workflow_id
+            for row, e, _, flow in to_call
+            if actions.for_step(flow.definition.steps[row.step_index]).signs_with_workflow_secret
+        },
+        settings=svc.settings,
+        now=now,
+    )
     for (row, e, workflow, flow), data in zip(to_call, rendered, strict=True):
         if data is None:  # deleted since its rules were read
             _settle(session, row, "cancelled", now)
@@ -264,6 +275,7 @@ def _claim_and_check_many(
                 sending,
                 first_call=row.attempt == 0 and row.claims <= 1,
                 kept=(row.result or {}).get("later", {}),
+                signing_keys=tuple(keys.get(e.workflow_id, ())),
             )
         )
     enrollment.exit_enrollments(session, exits=exits, now=now)

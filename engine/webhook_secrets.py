@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.secrets import Vault
@@ -53,14 +55,21 @@ def rotate(session: Session, *, workflow_id: int, vault: Vault, now: datetime) -
     return secret
 
 
-def signing(session: Session, *, workflow_id: int, settings: Settings, now: datetime) -> list[str]:
-    """The secrets that sign this workflow's webhooks now: its own (and the previous one
-    within the overlap), else WEBHOOK_SECRET, else none (unsigned)."""
-    row = session.get(WorkflowSecret, workflow_id)
-    if row is not None and settings.secret_key:
-        vault = Vault(settings.secret_key)
-        found = [vault.decrypt(row.secret)]
-        if row.previous is not None and row.previous_until is not None and now < row.previous_until:
-            found.append(vault.decrypt(row.previous))
+def signing(
+    session: Session, *, workflow_ids: Collection[int], settings: Settings, now: datetime
+) -> dict[int, list[str]]:
+    """The secrets that sign each workflow's webhooks now (one query for a batch): its own
+    (and the previous one within the overlap), else WEBHOOK_SECRET, else none (unsigned)."""
+    fallback = [settings.webhook_secret] if settings.webhook_secret else []
+    found = {workflow_id: fallback for workflow_id in workflow_ids}
+    if not settings.secret_key or not found:
         return found
-    return [settings.webhook_secret] if settings.webhook_secret else []
+    vault = Vault(settings.secret_key)
+    for row in session.scalars(
+        select(WorkflowSecret).where(WorkflowSecret.workflow_id.in_(sorted(found)))
+    ):
+        keys = [vault.decrypt(row.secret)]
+        if row.previous is not None and row.previous_until is not None and now < row.previous_until:
+            keys.append(vault.decrypt(row.previous))
+        found[row.workflow_id] = keys
+    return found

@@ -10,7 +10,7 @@ The runner owns every state transition; an action only says how its call went.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -131,6 +131,8 @@ class RunContext:
     enrollment_id: int = 0
     workflow_id: int = 0
     record_id: int = 0  # the enrolled record's row id (its external id is in `data`)
+    # The secrets that sign this workflow's outgoing requests (webhooks), newest first.
+    signing_keys: Sequence[str] = ()
     # What this step's previous run kept when it asked to be run later (Later.keep).
     kept: Mapping[str, Any] = field(default_factory=dict)
     # False when an earlier claim of this step at this attempt may have made the call (a
@@ -170,6 +172,8 @@ class Action(ABC):
     kind: ClassVar[str]
     config: ClassVar[type[StepDef]]
     delivery: ClassVar[Delivery]
+    # The runner reads the workflow's signing secrets with the claim (RunContext.signing_keys).
+    signs_with_workflow_secret: ClassVar[bool] = False
 
     @abstractmethod
     def problems(self, step: StepDef, path: str, checks: SaveChecks) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from engine import http, templating, webhook_secrets
+from engine import http, templating
 from engine.actions.base import (
     Action,
     Delivery,
@@ -33,7 +33,6 @@ from engine.actions.base import (
 from engine.settings import Settings
 from engine.step_defs import StepDef, WebhookStep
 from engine.template_checks import template_problem, url_problems
-from storage.db import session_scope
 
 
 def envelope(
@@ -57,6 +56,7 @@ class WebhookAction(Action):
     kind = "webhook"
     config = WebhookStep
     delivery = Delivery.AT_LEAST_ONCE_KEYED
+    signs_with_workflow_secret = True
 
     def problems(self, step: StepDef, path: str, checks: SaveChecks) -> list[str]:
         assert isinstance(step, WebhookStep)
@@ -115,13 +115,8 @@ class WebhookAction(Action):
             "webhook-id": ctx.idempotency_key,
             "webhook-timestamp": str(int(ctx.now.timestamp())),
         }
-        if ctx.db is not None:
-            with session_scope(ctx.db) as session:
-                keys = webhook_secrets.signing(
-                    session, workflow_id=ctx.workflow_id, settings=ctx.settings, now=ctx.now
-                )
-        else:
-            keys = [ctx.settings.webhook_secret] if ctx.settings.webhook_secret else []
+        # The runner read the workflow's secrets with the claim (signs_with_workflow_secret).
+        keys = list(ctx.signing_keys)
         if keys:
             # Several signatures, space-separated, while a rotated secret still signs.
             sent["webhook-signature"] = " ".join(
