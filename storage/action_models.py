@@ -77,6 +77,8 @@ class Draft(Base):
     error: Mapped[str | None] = mapped_column(Text)
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    # The draft status its Slack message shows; differs from `status` until it is updated.
+    slack_status: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -129,3 +131,13 @@ class WorkflowSecret(Base):
     previous_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
+
+
+class SlackEvent(Base):
+    """An event (or interaction) Slack delivered, by its id: a retry or a duplicate of one
+    already here has no second effect, whichever process receives it."""
+
+    __tablename__ = "slack_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime]
