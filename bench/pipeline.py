@@ -468,7 +468,10 @@ def create_workflows(url: str, sink_url: str) -> None:
 
 
 # Everything a phase leaves, in one statement (the workflows and the population stay).
-EMPTY = "TRUNCATE email_events, drafts, step_runs, enrollment_logs, enrollments, signals, outbox, events"
+EMPTY = (
+    "TRUNCATE email_events, drafts, step_runs, enrollment_logs, enrollments, signals, outbox, "
+    "events"
+)
 
 
 class Database:

@@ -6,18 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from blocks.kit import escape, truncate
+
 SECTION_TEXT_MAX = 3000
 FIELD_TEXT_MAX = 2000
 FIELDS_MAX = 10
 CONTEXT_TEXT_MAX = 3000
-ELLIPSIS = "…"
-_ENTITY_MAX = len("&amp;")
-
-
-def escape(value: str) -> str:
-    """`value` shown literally in mrkdwn: `&`, `<`, `>` as Slack's entities, so `<!channel>`
-    or `<https://x|y>` in a record's name is text, not a mention or a link."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escape_strings(value: Any) -> Any:
@@ -29,18 +23,6 @@ def escape_strings(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [escape_strings(item) for item in value]
     return value
-
-
-def truncate(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters ending in "…" when longer; an entity (`&amp;`) is
-    never cut in half."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ELLIPSIS)]
-    amp = cut.rfind("&", max(len(cut) - _ENTITY_MAX, 0))
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + ELLIPSIS
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:

@@ -191,6 +191,38 @@ def scheduler(tick: float) -> None:
         worker.stop()
 
 
+@main.command()
+def socket() -> None:
+    """Serve the Slack app over Socket Mode (SLACK_APP_TOKEN) instead of a public
+    /slack/events URL; stops cleanly on SIGTERM."""
+    setup_logging()
+    settings = load_settings()
+    if not settings.slack_app_token:
+        fail(
+            "SLACK_APP_TOKEN: required by `workflowbot socket` (an app-level token, xapp-…, "
+            "with the connections:write scope; see the README, Slack app)"
+        )
+    if not settings.slack_bot_token:
+        fail("SLACK_BOT_TOKEN: required by `workflowbot socket` (the bot token, xoxb-…)")
+    rt = connect(settings, "workflowbot-socket")
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import create_app
+    from engine import runtime
+
+    worker = runtime.start_inprocess_worker(rt.broker)
+    handler = SocketModeHandler(create_app(settings, rt=rt), settings.slack_app_token)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    handler.connect()
+    click.echo("Workflow Bot is connected to Slack over Socket Mode")
+    stop.wait()
+    handler.close()
+    if worker is not None:
+        worker.stop()
+
+
 @main.group()
 def db() -> None:
     """Database schema (Alembic is the only way it is made)."""

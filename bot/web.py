@@ -1,6 +1,5 @@
-"""The web process's Starlette app: ingestion API, /healthz and /readyz.
-
-Slack's /slack/events and the email-tracking routes are mounted here by later issues.
+"""The web process's Starlette app: ingestion API, /healthz and /readyz, email tracking, and
+Slack's /slack/events when SLACK_BOT_TOKEN is set.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import email_web, ingest_api, oauth_web
+from bot import email_web, ingest_api, oauth_web, slack_web
 from engine import broker as broker_mod
 from engine import lifecycle
 from engine import runtime as runtime_mod
@@ -71,6 +70,7 @@ def create_web_app(
         ),
         *oauth_web.make_routes(rt),
         *email_web.make_routes(rt),
+        *(slack_web.make_routes(rt) if rt.settings.slack_bot_token else []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

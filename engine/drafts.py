@@ -150,19 +150,15 @@ def send_again(session: Session, draft_id: int, *, by: str, now: datetime) -> De
     return _decide(session, draft_id, _SEND_AGAIN, by=by, now=now)
 
 
-def edit(
-    session: Session,
-    draft_id: int,
+def edit_values(
     *,
-    by: str,
-    now: datetime,
     to: Sequence[str] | None = None,
     cc: Sequence[str] | None = None,
     subject: str | None = None,
     body: str | None = None,
-) -> Draft:
-    """Change a pending draft's recipients, subject or body (it stays pending)."""
-    draft = _get(session, draft_id)
+) -> dict[str, object]:
+    """The columns an edit sets (None: unchanged), checked; DraftError names the field. No
+    database: a Slack modal checks its fields with this before it answers."""
     values: dict[str, object] = {"edited": True}
     try:
         if to is not None:
@@ -183,6 +179,23 @@ def edit(
         if not body.strip():
             raise DraftError("body: cannot be empty")
         values["body"] = body
+    return values
+
+
+def edit(
+    session: Session,
+    draft_id: int,
+    *,
+    by: str,
+    now: datetime,
+    to: Sequence[str] | None = None,
+    cc: Sequence[str] | None = None,
+    subject: str | None = None,
+    body: str | None = None,
+) -> Draft:
+    """Change a pending draft's recipients, subject or body (it stays pending)."""
+    draft = _get(session, draft_id)
+    values = edit_values(to=to, cc=cc, subject=subject, body=body)
     if not rows.move(session, draft_id=draft_id, from_status="pending", now=now, **values):
         session.refresh(draft)
         raise _refusal(draft, "edited")

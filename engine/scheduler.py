@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from dramatiq.brokers.stub import StubBroker
 
+from engine import draft_messages, enrollment, lifecycle, runner, segments
 from engine import drafts as draft_decisions
-from engine import enrollment, lifecycle, runner, segments
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
@@ -238,6 +238,7 @@ class Scheduler:
         if recovered:
             log.warning("re-enqueued %d outbox rows left unprocessed", recovered)
         self.refresh_segments()
+        draft_messages.sync(self._rt.db, self._rt.settings, self._rt.clock.now())
         now = self._rt.clock.now()
         if self._last_purge is None or now - self._last_purge >= self._purge_every:
             self._last_purge = now

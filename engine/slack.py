@@ -175,6 +175,18 @@ def post(
     return str(_data(response)["ts"])
 
 
+def update(
+    client: WebClient,
+    channel_id: str,
+    ts: str,
+    text: str,
+    blocks: Sequence[Mapping[str, Any]],
+) -> None:
+    """chat.update: the message at `ts` now shows `text` and `blocks` (its metadata stays)."""
+    with _translated():
+        client.chat_update(channel=channel_id, ts=ts, text=text, blocks=[dict(b) for b in blocks])
+
+
 def find_posted(
     client: WebClient, channel_id: str, metadata_key: str, oldest: datetime
 ) -> str | None:

@@ -1,17 +1,21 @@
 """Email drafts: made once per step run, moved by guarded UPDATEs that name the status they
-leave, so ten approvals at once move one draft once."""
+leave, so ten approvals at once move one draft once; and the bookkeeping of their Slack
+approval messages (engine.draft_messages), claimed and stored by guarded UPDATEs too."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.action_models import Draft, EmailEvent
+from storage.models import Account, Contact, User
+from storage.workflow_models import Workflow
 
 DRAFTS: Table = Draft.__table__  # type: ignore[assignment]
 EVENTS: Table = EmailEvent.__table__  # type: ignore[assignment]
@@ -134,3 +138,182 @@ def add_event(
     session.execute(
         EVENTS.insert().values(draft_id=draft_id, kind=kind, at=at, detail=dict(detail))
     )
+
+
+# -- Slack approval messages ------------------------------------------------------------------
+# `slack_status` is the draft status the message shows, or one of these marks (never a draft
+# status, so a marked draft always differs from what its message should show):
+SLACK_CLAIMED = "~claimed"  # a sync pass posts or updates it, since `updated_at` (a lease)
+SLACK_RETRY = "~retry"  # sync it at the next pass (a pass cut short, an edit to show)
+SLACK_ERROR = "~error"  # Slack refused: tried again once `updated_at` is old enough
+
+
+@dataclass(frozen=True)
+class SlackWork:
+    """A draft whose message is due: posted (or looked for) or brought up to date."""
+
+    id: int
+    approval_channel: str | None
+    seen: str | None  # `slack_status` as read: the claim is guarded by it
+
+
+def _slack_ready(now: datetime, lease: timedelta, backoff: timedelta) -> ColumnElement[bool]:
+    mark = DRAFTS.c.slack_status
+    return or_(
+        mark.is_(None),
+        mark.not_in([SLACK_CLAIMED, SLACK_ERROR]),
+        and_(mark == SLACK_CLAIMED, DRAFTS.c.updated_at <= now - lease),
+        and_(mark == SLACK_ERROR, DRAFTS.c.updated_at <= now - backoff),
+    )
+
+
+def _slack_due(post: bool) -> ColumnElement[bool]:
+    if post:
+        # Pending drafts without a message, and any draft a pass may have posted before it
+        # died (marked, no ts): its message is looked for before anything is posted.
+        return and_(
+            DRAFTS.c.slack_ts.is_(None),
+            DRAFTS.c.approval_channel.is_not(None),
+            or_(DRAFTS.c.status == "pending", DRAFTS.c.slack_status.is_not(None)),
+        )
+    return and_(
+        DRAFTS.c.slack_ts.is_not(None),
+        or_(DRAFTS.c.slack_status.is_(None), DRAFTS.c.slack_status != DRAFTS.c.status),
+    )
+
+
+def slack_due(
+    session: Session,
+    *,
+    post: bool,
+    now: datetime,
+    lease: timedelta,
+    backoff: timedelta,
+    limit: int,
+) -> list[SlackWork]:
+    """Drafts whose message is to be posted (`post`) or updated, oldest first; a claim not
+    older than `lease` and a refusal not older than `backoff` are left alone."""
+    rows = session.execute(
+        select(DRAFTS.c.id, DRAFTS.c.approval_channel, DRAFTS.c.slack_status)
+        .where(_slack_due(post), _slack_ready(now, lease, backoff))
+        .order_by(DRAFTS.c.id)
+        .limit(limit)
+    )
+    return [SlackWork(r.id, r.approval_channel, r.slack_status) for r in rows]
+
+
+def claim_slack(
+    session: Session,
+    *,
+    work: SlackWork,
+    post: bool,
+    now: datetime,
+    lease: timedelta,
+    backoff: timedelta,
+) -> bool:
+    """Take a draft's message for this pass: only if it is still due and still marked as it
+    was read, so of several passes at once one takes it. True when this call took it."""
+    seen = DRAFTS.c.slack_status
+    result = session.execute(
+        update(DRAFTS)
+        .where(
+            DRAFTS.c.id == work.id,
+            seen.is_(None) if work.seen is None else seen == work.seen,
+            _slack_due(post),
+            _slack_ready(now, lease, backoff),
+        )
+        .values(slack_status=SLACK_CLAIMED, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def store_posted(session: Session, *, draft_id: int, channel: str, ts: str, shown: str) -> bool:
+    """The claimed draft's message is at (`channel`, `ts`) and shows `shown`; if an edit
+    asked for a new look meanwhile (SLACK_RETRY), the ts is kept and the mark too."""
+    result = session.execute(
+        update(DRAFTS)
+        .where(
+            DRAFTS.c.id == draft_id,
+            DRAFTS.c.slack_ts.is_(None),
+            DRAFTS.c.slack_status.in_([SLACK_CLAIMED, SLACK_RETRY]),
+        )
+        .values(
+            slack_channel=channel,
+            slack_ts=ts,
+            slack_status=case((DRAFTS.c.slack_status == SLACK_CLAIMED, shown), else_=SLACK_RETRY),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def store_shown(session: Session, *, draft_id: int, ts: str, shown: str) -> bool:
+    """The claimed draft's message (at `ts`) now shows `shown`."""
+    result = session.execute(
+        update(DRAFTS)
+        .where(
+            DRAFTS.c.id == draft_id,
+            DRAFTS.c.slack_ts == ts,
+            DRAFTS.c.slack_status == SLACK_CLAIMED,
+        )
+        .values(slack_status=shown)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_slack(
+    session: Session, *, draft_id: int, mark: str | None, now: datetime, forget: bool = False
+) -> bool:
+    """Give a claimed draft's message back: SLACK_RETRY (next pass), SLACK_ERROR (after the
+    back-off) or None (nothing to show: no message, none needed); `forget` drops its ts and
+    channel too (the message is gone: a pending draft is posted anew)."""
+    values: dict[str, Any] = {"slack_status": mark, "updated_at": now}
+    if forget:
+        values |= {"slack_ts": None, "slack_channel": None}
+    result = session.execute(
+        update(DRAFTS)
+        .where(DRAFTS.c.id == draft_id, DRAFTS.c.slack_status == SLACK_CLAIMED)
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def resync_slack(session: Session, *, draft_id: int) -> None:
+    """The draft changed without changing status (an edit): its message is redrawn at the
+    next pass (one being posted right now keeps its ts and is redrawn after)."""
+    session.execute(
+        update(DRAFTS)
+        .where(
+            DRAFTS.c.id == draft_id,
+            or_(DRAFTS.c.slack_ts.is_not(None), DRAFTS.c.slack_status == SLACK_CLAIMED),
+        )
+        .values(slack_status=SLACK_RETRY)
+    )
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """A draft with what its message shows besides: the workflow's name, the record's owner."""
+
+    draft: Draft
+    workflow_name: str
+    owner_name: str | None
+    owner_email: str | None
+    owner_slack_id: str | None
+
+
+def for_message(session: Session, *, draft_id: int) -> MessageRow | None:
+    """The draft (read afresh) with its workflow's name and its record's owner."""
+    owner_id = func.coalesce(Account.owner_id, Contact.owner_id)
+    row = session.execute(
+        select(Draft, Workflow.name, User.name, User.email, User.slack_id)
+        .join(Workflow, Workflow.id == Draft.workflow_id)
+        .outerjoin(Account, and_(Draft.object_type == "account", Account.id == Draft.object_id))
+        .outerjoin(Contact, and_(Draft.object_type == "contact", Contact.id == Draft.object_id))
+        .outerjoin(User, User.id == owner_id)
+        .where(Draft.id == draft_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        return None
+    draft, workflow_name, name, email, slack_id = row
+    return MessageRow(draft, workflow_name, name, email, slack_id)
