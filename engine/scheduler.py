@@ -20,7 +20,7 @@ from engine import drafts as draft_decisions
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
-from storage.queries import drafts, enrollments, locks, outbox
+from storage.queries import drafts, enrollments, locks, outbox, slack_events
 from storage.queries import segments as segment_rows
 from storage.queries import signals as signal_rows
 from storage.queries import steps as step_rows
@@ -31,6 +31,7 @@ OUTBOX_POLL_SECONDS = 2
 MESSAGE_ID_RETENTION = timedelta(days=7)
 PROCESSED_OUTBOX_RETENTION = timedelta(days=7)
 SIGNAL_RETENTION = timedelta(days=30)
+SLACK_EVENT_RETENTION = timedelta(days=1)  # Slack retries within minutes
 
 
 class Scheduler:
@@ -217,8 +218,9 @@ class Scheduler:
         return done
 
     def purge(self) -> int:
-        """Forget messageIds and processed outbox rows older than 7 days, and signals older
-        than 30 days (workflows act on a signal within seconds; reports read enrollments)."""
+        """Forget messageIds and processed outbox rows older than 7 days, Slack event ids
+        older than a day, and signals older than 30 days (workflows act on a signal within
+        seconds; reports read enrollments)."""
         now = self._rt.clock.now()
         with session_scope(self._rt.db) as session:
             gone = outbox.purge(
@@ -226,6 +228,7 @@ class Scheduler:
                 processed_before=now - PROCESSED_OUTBOX_RETENTION,
                 messages_before=now - MESSAGE_ID_RETENTION,
             )
+            gone += slack_events.purge(session, before=now - SLACK_EVENT_RETENTION)
             return gone + signal_rows.purge(session, before=now - SIGNAL_RETENTION)
 
     def tick(self) -> None:

@@ -165,3 +165,17 @@ def test_purge_forgets_signals_after_30_days(rt: Runtime, db: Engine) -> None:
     assert Scheduler(rt, enqueue=lambda ids: None).purge() == 1
     with session_scope(db) as s:
         assert s.scalar(select(func.count()).select_from(Signal)) == 2
+
+
+@pytest.mark.both_dbs
+def test_purge_forgets_slack_event_ids_after_a_day(rt: Runtime, db: Engine) -> None:
+    from storage.queries import slack_events
+
+    now = datetime.now(UTC)
+    with session_scope(db) as s:
+        slack_events.record(s, event_id="Ev_old", now=now - timedelta(days=2))
+        slack_events.record(s, event_id="Ev_new", now=now - timedelta(hours=1))
+    assert Scheduler(rt, enqueue=lambda ids: None).purge() == 1
+    with session_scope(db) as s:  # a retry of the recent one is still recognised
+        assert not slack_events.record(s, event_id="Ev_new", now=now)
+        assert slack_events.record(s, event_id="Ev_old", now=now)
