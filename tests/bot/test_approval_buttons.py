@@ -222,5 +222,6 @@ def test_edit_opens_a_prefilled_modal_and_checks_fields_before_saving(
     assert the_draft(rt).subject == "Welcome, Acme"
     good = slack.send(interaction(edit_submission(draft, "ceo@acme.example", "Hello Acme")))
     assert good.status_code == 200 and not good.content.strip()
+    wait_until(lambda: the_draft(rt).edited)  # saved after the answer (STYLE habit 1)
     edited = the_draft(rt)
     assert (edited.to, edited.subject, edited.edited) == (["ceo@acme.example"], "Hello Acme", True)
