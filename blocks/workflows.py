@@ -1,5 +1,6 @@
-"""`/workflow help` and `/workflow list` as Block Kit messages: plain data in, a message
-(`text` and `blocks`) out, within Slack's limits, every user-supplied value escaped."""
+"""`/workflow` answers as Block Kit messages — help, list, open, logs, the dry run, the
+delete confirmation, the Gmail link — plain data in, a message (`text` and `blocks`) out,
+within Slack's limits, every user-supplied value escaped."""
 
 from __future__ import annotations
 
@@ -8,14 +9,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from blocks import kit
-from blocks.ids import COMMAND, ActionId, WorkflowMenu, workflow_block_id, workflow_menu_value
+from blocks.ids import (
+    COMMAND,
+    ActionId,
+    BlockId,
+    WorkflowMenu,
+    workflow_block_id,
+    workflow_menu_value,
+)
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}
+Block = kit.Block
 
 STATUSES = ("live", "draft", "disabled")
 _STATUS_TITLES = {"live": "Live", "draft": "Drafts", "disabled": "Disabled"}
 _COUNTED = ("enrolled", "active", "completed", "exited", "failed")
-UNKNOWN_SHOWN_MAX = 100  # of an unknown subcommand, echoed back
+UNKNOWN_SHOWN_MAX = 100  # of an unknown subcommand or workflow name, echoed back
+CODE_SECTIONS_MAX = 5  # of logs or a dry run in one message: ~15,000 characters
+CODE_LINE_MAX = 500  # a longer log line is cut
+FENCE = "```"
+URL_MAX = 3000  # a link button's url
 
 
 @dataclass(frozen=True)
@@ -125,3 +138,179 @@ def list_message(workflows: Sequence[WorkflowSummary]) -> Message:
             )
         )
     return {"text": f"Workflows: {summary}", "blocks": blocks}
+
+
+# -- one workflow ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkflowDetail:
+    """A workflow as `/workflow open` shows it; `recent` are its latest log lines, oldest
+    first, as plain text."""
+
+    id: int
+    name: str
+    description: str | None
+    status: str
+    object_type: str
+    version: int
+    counts: Mapping[str, int]
+    recent: Sequence[str]
+
+
+def typed(name: str) -> str:
+    """How to type `name` after a subcommand, escaped for a code span (quoted if spaced)."""
+    shown = kit.escape(kit.truncate(name, UNKNOWN_SHOWN_MAX).replace("`", "'"))
+    return f'"{shown}"' if " " in name else shown
+
+
+def code_blocks(lines: Sequence[str], most: int = CODE_SECTIONS_MAX) -> tuple[list[Block], int]:
+    """`lines` shown literally in code-block sections, each within Slack's section limit, at
+    most `most` of them; and how many lines did not fit."""
+    room = kit.SECTION_TEXT_MAX - 2 * len(FENCE) - 2
+    blocks: list[Block] = []
+    current: list[str] = []
+    size = 0
+    for index, raw in enumerate(lines):
+        # Escaped, and no ``` that would end the block early.
+        line = kit.truncate(kit.escape(raw), CODE_LINE_MAX).replace(FENCE, "`\u200b`\u200b`")
+        if current and size + 1 + len(line) > room:
+            blocks.append(_code(current))
+            current, size = [], 0
+            if len(blocks) == most:
+                return blocks, len(lines) - index
+        size += len(line) + (1 if current else 0)
+        current.append(line)
+    if current:
+        blocks.append(_code(current))
+    return blocks, 0
+
+
+def _code(lines: Sequence[str]) -> Block:
+    return kit.section(FENCE + "\n" + "\n".join(lines) + "\n" + FENCE)
+
+
+def _actions(*elements: dict[str, Any]) -> Block:
+    return {
+        "type": "actions",
+        "block_id": str(BlockId.WORKFLOW_ACTIONS),
+        "elements": list(elements),
+    }
+
+
+def workflow_message(workflow: WorkflowDetail, *, may_manage: bool) -> Message:
+    """`/workflow open`: description, status, version, the engine's counts, the latest log
+    lines, and for those who may change it an Enable or Disable button."""
+    name = kit.escape(workflow.name)
+    numbers = [f"*{k.capitalize()}*\n{workflow.counts.get(k, 0):,}" for k in _COUNTED]
+    blocks: list[Block] = [
+        kit.header(workflow.name),
+        kit.section(
+            kit.escape(workflow.description) if workflow.description else "_No description._"
+        ),
+        kit.fields(
+            [
+                f"*Status*\n{workflow.status}",
+                f"*Follows*\n{workflow.object_type}s",
+                f"*Version*\nv{workflow.version}",
+                *numbers,
+            ]
+        ),
+    ]
+    if workflow.recent:
+        blocks.append(kit.section("*Recent activity* (UTC)"))
+        blocks += code_blocks(workflow.recent)[0]
+    else:
+        blocks.append(kit.context("No enrollments yet."))
+    if may_manage:
+        value = str(workflow.id)
+        blocks.append(
+            _actions(
+                kit.button("Disable", ActionId.WORKFLOW_DISABLE, value=value)
+                if workflow.status == "live"
+                else kit.button("Enable", ActionId.WORKFLOW_ENABLE, value=value, style="primary")
+            )
+        )
+    blocks.append(
+        kit.context(f"`{COMMAND} logs {typed(workflow.name)}` shows each enrollment's timeline.")
+    )
+    return {"text": f"{name}: {workflow.status}, version {workflow.version}", "blocks": blocks}
+
+
+def _lines_message(title: str, lines: Sequence[str], *, empty: str, cli: str) -> Message:
+    """A title (mrkdwn, escaped) over `lines` in code blocks; what does not fit is counted,
+    naming the `cli` command that prints everything."""
+    blocks: list[Block] = [kit.section(title)]
+    shown, left = code_blocks(lines)
+    blocks += shown or [kit.context(empty)]
+    if left:
+        blocks.append(kit.context(f"{left:,} more lines not shown here: `{cli}` prints them all."))
+    return {"text": kit.truncate(title, kit.SECTION_TEXT_MAX), "blocks": blocks}
+
+
+def _record(record: tuple[str, str]) -> str:
+    return f"{record[0]} “{kit.escape(kit.truncate(record[1], UNKNOWN_SHOWN_MAX))}”"
+
+
+def logs_message(name: str, record: tuple[str, str] | None, lines: Sequence[str]) -> Message:
+    """`/workflow logs`: the latest enrollments' timelines (of one record: object, id)."""
+    about = f" of {_record(record)}" if record else ""
+    title = f"*{kit.escape(name)}*: the latest enrollments{about}"
+    return _lines_message(title, lines, empty="No enrollments yet.", cli="workflowbot logs")
+
+
+def dry_run_message(name: str, record: tuple[str, str], lines: Sequence[str]) -> Message:
+    """`/workflow test`: what the workflow would do for the record now."""
+    title = f"*{kit.escape(name)}* for {_record(record)}: a dry run"
+    return _lines_message(title, lines, empty="Nothing to show.", cli="workflowbot workflows test")
+
+
+def unknown_workflow(text: str, suggestions: Sequence[str], *, any_exist: bool) -> str:
+    """What to say when no workflow is named `text` (mrkdwn): the closest names, if any."""
+    shown = kit.escape(kit.truncate(text, UNKNOWN_SHOWN_MAX))
+    said = f":thinking_face: No workflow is named “{shown}”."
+    if suggestions:
+        said += " Did you mean " + " or ".join(f"*{kit.escape(s)}*" for s in suggestions) + "?"
+    elif not any_exist:
+        return said + " There are no workflows yet."
+    return said + f" `{COMMAND} list` shows them all."
+
+
+def cannot_go_live(name: str, problems: Sequence[str]) -> Message:
+    """Enable refused: every problem of the current version, one per line."""
+    head = f":no_entry: *{kit.escape(name)}* cannot go live:"
+    listed = "\n".join(f"• {kit.escape(p)}" for p in problems)
+    return {
+        "text": kit.truncate(f"{kit.escape(name)} cannot go live", kit.SECTION_TEXT_MAX),
+        "blocks": [kit.section(f"{head}\n{listed}")],
+    }
+
+
+def delete_confirmation(workflow_id: int, name: str, status: str) -> Message:
+    """Delete asks first: what deleting does, Delete and Cancel."""
+    live = " It is live: it stops enrolling at once." if status == "live" else ""
+    text = (
+        f":wastebasket: Delete *{kit.escape(name)}*?{live} It leaves every list; its history "
+        "stays, and saving a workflow of the same name brings it back."
+    )
+    value = str(workflow_id)
+    return {
+        "text": f"Delete {kit.escape(name)}?",
+        "blocks": [
+            kit.section(text),
+            _actions(
+                kit.button("Delete", ActionId.WORKFLOW_DELETE, value=value, style="danger"),
+                kit.button("Cancel", ActionId.WORKFLOW_DELETE_CANCEL, value=value),
+            ),
+        ],
+    }
+
+
+def gmail_link_message(url: str) -> Message:
+    """The viewer's own Gmail consent link, as a link button."""
+    if len(url) > URL_MAX:
+        raise ValueError(f"a button url is at most {URL_MAX} characters")
+    button = {**kit.button("Connect Gmail", ActionId.GMAIL_LINK, style="primary"), "url": url}
+    text = (
+        "Connect the Gmail account your email steps send from as you. The link is yours "
+        "alone and works for an hour."
+    )
+    return {"text": "Connect Gmail", "blocks": [kit.section(text, accessory=button)]}

@@ -131,20 +131,18 @@ def enable(name: str) -> None:
 def _check_current(rt: Runtime, name: str) -> None:
     """Exit 2 naming every problem of the workflow's current version in today's workspace
     (a stage list or a webhook host may have changed since it was saved)."""
-    from engine import workflows
-    from engine.definitions import DefinitionError, parse_document
-    from storage.queries import workflows as q
+    from engine import workflows, workspace
 
-    with _workflows_session(rt) as (session, _):
+    with _workflows_session(rt) as (session, now):
         workflow = workflows.get(session, name=name)
-        current = q.version(session, workflow_id=workflow.id, number=workflow.version)
-        assert current is not None
-        data = {"version": 1, "workflows": [{**current.document, "name": workflow.name}]}
-    try:
-        doc = parse_document(data)
-    except DefinitionError as exc:
-        fail(f'"{name}" cannot go live: ' + "; ".join(exc.problems))
-    plan_document(rt, f'workflow "{name}"', doc)
+        problems = workspace.current_problems(
+            session, workflow=workflow, now=now, settings=rt.settings
+        )
+    if len(problems) == 1:
+        fail(f'"{name}" cannot go live: {problems[0]}')
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems)
+        fail(f'"{name}" cannot go live: {len(problems)} problems\n{listed}')
 
 
 @workflows_group.command()

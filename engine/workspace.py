@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import control, enrollment, http, lifecycle, segments, webhook_secrets, workflows
-from engine.definitions import DefinitionError, WorkspaceDef, check_references
+from engine.definitions import DefinitionError, WorkspaceDef, check_references, parse_document
 from engine.rules import parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
 from engine.secrets import Vault
@@ -202,6 +202,31 @@ def plan(
         raise DefinitionError(problems)
     result.workflows = _workflow_plans(session, doc, now)
     return result
+
+
+def current_problems(
+    session: Session, *, workflow: Workflow, now: datetime, settings: Settings
+) -> list[str]:
+    """Every problem of the workflow's current version in today's workspace (the format, and
+    the segments, stages and webhook hosts it names, which may have changed since it was
+    saved), as `plan` names them; none when it may go live. Nothing is written."""
+    current = workflow_rows.version(session, workflow_id=workflow.id, number=workflow.version)
+    assert current is not None
+    data = {"version": 1, "workflows": [{**current.document, "name": workflow.name}]}
+    try:
+        doc = parse_document(data)
+        with session.begin_nested() as checking:
+            plan(
+                session,
+                doc,
+                now=now,
+                allowed_hosts=settings.webhook_allowed_hosts,
+                settings=settings,
+            )
+            checking.rollback()
+    except DefinitionError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _workflow_plans(session: Session, doc: WorkspaceDef, now: datetime) -> list[WorkflowPlan]:

@@ -1,25 +1,35 @@
 """`/workflow SUBCOMMAND ...`: the routing table and the subcommands that answer in a message.
 
-Every subcommand acks first. `help` (and anything unknown) is answered by the ack itself, so
-no call leaves before it; a subcommand that reads the database acks empty, then answers
-through the response_url (`respond`), ephemeral.
+Every subcommand acks first. `help`, anything unknown and a subcommand missing its arguments
+are answered by the ack itself, so no call leaves before it; a subcommand that reads the
+database acks empty, then answers through the response_url (`respond`), ephemeral. Workflows
+and records are found as bot.workflow_names reads them.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from sqlalchemy.orm import Session
 
+from blocks import kit
 from blocks import workflows as workflow_blocks
 from blocks.ids import COMMAND
-from bot.listeners import Deps
+from bot.errors import UserError
+from bot.listeners import Deps, manage
+from bot.workflow_names import find_record, find_workflow
+from engine import control, gmail_connect, runner, users
 from storage.db import session_scope
 from storage.queries import workflows as workflow_queries
+from storage.workflow_models import Workflow
+
+LOG_ENROLLMENTS = 10
+EXIT_ALL = ("--exit-all", "—exit-all")  # the second as autocorrect makes it
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,8 @@ class Invocation:
     user_id: str
     args: str
     deps: Deps
+    channel_id: str | None = None
+    trigger_id: str | None = None  # opens a modal, within 3 seconds of the command
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,12 @@ def help_message(table: Mapping[str, Subcommand], unknown: str | None = None) ->
     return workflow_blocks.help_message(usages, unknown=unknown, suggestion=suggestion)
 
 
+def _respond(inv: Invocation, message: Mapping[str, Any]) -> None:
+    inv.respond(response_type="ephemeral", **message)
+
+
+# -- subcommands -----------------------------------------------------------------------------------
 def _list(inv: Invocation) -> None:
-    inv.ack()
     with session_scope(inv.deps.rt.db) as session:
         found = workflow_queries.all_workflows(session)
         counts = workflow_queries.counts(session, workflow_ids=[w.id for w in found])
@@ -83,24 +99,242 @@ def _help(inv: Invocation, subcommands: Mapping[str, Subcommand]) -> None:
     inv.ack(response_type="ephemeral", **help_message(subcommands))
 
 
+def _open(inv: Invocation) -> None:
+    with session_scope(inv.deps.rt.db) as session:
+        workflow, _ = find_workflow(session, inv.args)
+        message = manage.detail(session, inv.deps, inv.user_id, workflow)
+    _respond(inv, message)
+
+
+def _status(status: str) -> Callable[[Invocation], None]:
+    def run(inv: Invocation) -> None:
+        args, exit_all = inv.args, False
+        flag = next((f for f in EXIT_ALL if args.lower().endswith(f)), None)
+        if status == "disabled" and flag is not None:
+            args, exit_all = args[: -len(flag)].strip(), True
+        with session_scope(inv.deps.rt.db) as session:
+            workflow, _ = find_workflow(session, args)
+            message = manage.change_status(
+                session, inv.deps, inv.user_id, workflow, status, exit_all=exit_all
+            )
+        _respond(inv, message)
+
+    return run
+
+
+def _export(inv: Invocation) -> None:
+    with session_scope(inv.deps.rt.db) as session:
+        workflow, _ = find_workflow(session, inv.args)
+        file = manage.export_file(session, workflow)
+    message = manage.upload(inv.client, user=inv.user_id, channel=inv.channel_id, file=file)
+    _respond(inv, message)
+
+
+def _timeline_lines(found: Sequence[control.Timeline]) -> list[str]:
+    """Timelines as `workflowbot logs` prints them."""
+    out = []
+    for timeline in found:
+        e = timeline.enrollment
+        ended = f", {e.end_reason}" if e.end_reason and e.status != "completed" else ""
+        out.append(
+            f"#{e.id} {e.object_type} {timeline.record} · {e.status}{ended} · "
+            f"version {timeline.version}"
+        )
+        out += [f"  {line.at:%Y-%m-%d %H:%M:%S}  {line.message}" for line in timeline.lines]
+    return out
+
+
+def _logs(inv: Invocation) -> None:
+    with session_scope(inv.deps.rt.db) as session:
+        workflow, rest = find_workflow(session, inv.args, rest=True)
+        record = find_record(session, workflow, rest) if rest else None
+        with manage.engine_errors():
+            found = control.timelines(
+                session,
+                name=workflow.name,
+                object_type=record[0] if record else None,
+                external_id=record[1] if record else None,
+                limit=LOG_ENROLLMENTS,
+            )
+        lines = _timeline_lines(found)
+    _respond(inv, workflow_blocks.logs_message(workflow.name, record, lines))
+
+
+def _record_command(
+    act: Callable[[Session, Invocation, Workflow, tuple[str, str]], Mapping[str, Any]],
+    *,
+    admins_only: bool,
+    usage: str,
+) -> Callable[[Invocation], None]:
+    """A subcommand on one workflow and one record: `NAME record`."""
+
+    def run(inv: Invocation) -> None:
+        with session_scope(inv.deps.rt.db) as session:
+            workflow, rest = find_workflow(session, inv.args, rest=True)
+            if not rest:
+                raise UserError(
+                    f"Which record? `{COMMAND} {usage}` with `account:ID`, `contact:ID` or an id."
+                )
+            if admins_only:
+                manage.refuse_unless_admin(session, inv.deps, inv.user_id, workflow)
+            record = find_record(session, workflow, rest)
+            with manage.engine_errors():
+                message = act(session, inv, workflow, record)
+        _respond(inv, message)
+
+    return run
+
+
+def _dry_run_of(
+    session: Session, inv: Invocation, workflow: Workflow, record: tuple[str, str]
+) -> Mapping[str, Any]:
+    lines = control.dry_run(
+        session,
+        name=workflow.name,
+        object_type=record[0],
+        external_id=record[1],
+        settings=inv.deps.settings,
+        now=inv.deps.rt.clock.now(),
+    )
+    return workflow_blocks.dry_run_message(workflow.name, record, lines)
+
+
+def _enroll_record(
+    session: Session, inv: Invocation, workflow: Workflow, record: tuple[str, str]
+) -> Mapping[str, Any]:
+    enrollment_id = control.enroll_by_hand(
+        session,
+        name=workflow.name,
+        object_type=record[0],
+        external_id=record[1],
+        by=f"slack:{inv.user_id}",
+        now=inv.deps.rt.clock.now(),
+    )
+    return {
+        "text": f":inbox_tray: {record[0]} “{kit.escape(record[1])}” is enrolled in "
+        f"*{kit.escape(workflow.name)}* (enrollment #{enrollment_id}); its first step is "
+        "scheduled."
+    }
+
+
+def _exit_record(
+    session: Session, inv: Invocation, workflow: Workflow, record: tuple[str, str]
+) -> Mapping[str, Any]:
+    left = control.exit_record(
+        session,
+        name=workflow.name,
+        object_type=record[0],
+        external_id=record[1],
+        by=f"slack:{inv.user_id}",
+        now=inv.deps.rt.clock.now(),
+    )
+    who = f"{record[0]} “{kit.escape(record[1])}”"
+    name = kit.escape(workflow.name)
+    if not left:
+        return {"text": f"{who} has no active enrollment in *{name}*."}
+    return {"text": f":outbox_tray: {who} left *{name}*; its pending steps are cancelled."}
+
+
+_dry_run = _record_command(_dry_run_of, admins_only=False, usage="test NAME record")
+_enroll = _record_command(_enroll_record, admins_only=True, usage="enroll NAME record")
+_exit = _record_command(_exit_record, admins_only=True, usage="exit NAME record")
+
+
+def _pause_all(inv: Invocation) -> None:
+    with session_scope(inv.deps.rt.db) as session:
+        manage.refuse_unless_admin(session, inv.deps, inv.user_id, None)
+        paused = runner.pause_all(session, by=f"slack:{inv.user_id}", now=inv.deps.rt.clock.now())
+    text = (
+        f":octagonal_sign: Every send is paused: steps coming due wait, nothing is lost, until "
+        f"`{COMMAND} resume-all`."
+        if paused
+        else "Sends were already paused."
+    )
+    _respond(inv, {"text": text})
+
+
+def _resume_all(inv: Invocation) -> None:
+    with session_scope(inv.deps.rt.db) as session:
+        manage.refuse_unless_admin(session, inv.deps, inv.user_id, None)
+        released = runner.resume_all(session, now=inv.deps.rt.clock.now())
+    _respond(inv, {"text": f":arrow_forward: Sends resumed; {released:,} waiting steps scheduled."})
+
+
+def _connect(inv: Invocation) -> None:
+    now = inv.deps.rt.clock.now()
+    try:
+        with session_scope(inv.deps.rt.db) as session:
+            user = users.ensure(session, inv.user_id, now=now)
+            link = gmail_connect.link(inv.deps.settings, user, now)
+    except gmail_connect.ConnectError as exc:
+        raise UserError(
+            f":no_entry: Gmail cannot be connected yet: {kit.escape(str(exc))}"
+        ) from None
+    _respond(inv, workflow_blocks.gmail_link_message(link))
+
+
+def _is_gmail(args: str) -> bool:
+    return args.strip().lower() == "gmail"
+
+
+# -- the table -----------------------------------------------------------------------------------
+def _acked(
+    usage: str, run: Callable[[Invocation], None], fits: Callable[[str], bool]
+) -> Callable[[Invocation], None]:
+    """Ack first: empty, then `run`; or, when the arguments do not fit, with the usage."""
+
+    def acked(inv: Invocation) -> None:
+        if not fits(inv.args):
+            inv.ack(response_type="ephemeral", text=f"Usage: `{COMMAND} {usage}`")
+            return
+        inv.ack()
+        with manage.told(inv.respond):
+            run(inv)
+
+    return acked
+
+
 def table() -> dict[str, Subcommand]:
     """The subcommands, in the order help lists them."""
     found: dict[str, Subcommand] = {}
 
-    def add(name: str, usage: str, summary: str, run: Callable[[Invocation], None]) -> None:
-        found[name] = Subcommand(name, usage, summary, run)
+    def add(
+        usage: str,
+        summary: str,
+        run: Callable[[Invocation], None],
+        fits: Callable[[str], bool] | None = None,
+    ) -> None:
+        name, _, needs = usage.partition(" ")
+        if fits is None:
+            fits = bool if needs else lambda args: True
+        found[name] = Subcommand(name, usage, summary, _acked(usage, run, fits))
 
-    add(
-        "list",
-        "list",
-        "every workflow, live, draft and disabled, with its counts and a menu",
-        _list,
-    )
-    add("help", "help", "this list", lambda inv: _help(inv, found))
+    add("new", "create a workflow, step by step (admins)", _new)
+    add("list", "every workflow, live, draft and disabled, with its counts and a menu", _list)
+    add("open NAME", "its description, counts and latest log lines", _open)
+    add("enable NAME", "make it live (admins)", _status("live"))
+    add("disable NAME [--exit-all]", "stop new enrollments (admins)", _status("disabled"))
+    add("logs NAME [record]", "the latest enrollments' timelines, or one record's", _logs)
+    add("test NAME record", "what it would do for a record now, sending nothing", _dry_run)
+    add("enroll NAME record", "enroll a record by hand (admins)", _enroll)
+    add("exit NAME record", "end a record's enrollment in it (admins)", _exit)
+    add("export NAME", "its workflow file, uploaded here", _export)
+    add("pause-all", "hold every send until resume-all (Slack admins)", _pause_all)
+    add("resume-all", "let the held sends go (Slack admins)", _resume_all)
+    add("connect gmail", "connect the Gmail your emails go from", _connect, _is_gmail)
+    found["help"] = Subcommand("help", "help", "this list", lambda inv: _help(inv, found))
     return found
 
 
+def _new(inv: Invocation) -> None:
+    from bot.listeners import wizard  # imports this module's Invocation
+
+    wizard.open_wizard(inv)
+
+
 def register(app: App, deps: Deps) -> None:
+    """The command, and with it the listeners of the messages it answers (bot.listeners.manage:
+    the list's menu, the open message's buttons, Delete's confirmation)."""
     subcommands = table()
 
     @app.command(COMMAND)
@@ -113,4 +347,8 @@ def register(app: App, deps: Deps) -> None:
             ack(response_type="ephemeral", **help_message(subcommands, unknown=name or None))
             return
         user_id = str(command.get("user_id") or "")
-        found.run(Invocation(ack, respond, client, user_id, args, deps))
+        channel_id = str(command.get("channel_id") or "") or None
+        trigger_id = str(command.get("trigger_id") or "") or None
+        found.run(Invocation(ack, respond, client, user_id, args, deps, channel_id, trigger_id))
+
+    manage.register(app, deps)
