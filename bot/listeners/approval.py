@@ -5,7 +5,9 @@ workflow's admins, SLACK_ADMINS) and takes the engine's guarded transition (engi
 of ten people clicking Approve at once one moves the draft and the others are told, in an
 ephemeral message, who approved when. The message itself is redrawn by the scheduler's pass
 (engine.draft_messages) within a tick, whoever or whatever decided: a button, the CLI, an
-expiry or an exit.
+expiry or an exit. The same buttons sit on the App Home (bot.listeners.home), whose clicks
+carry no response_url: there the answer goes in a direct message, and the Home is published
+again after the decision.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from blocks.approval import edit_modal, full_body_modal
 from blocks.approval_ids import DraftAction, DraftBlock, DraftInput, DraftModal
 from blocks.kit import escape
 from bot.authz import may_decide
-from bot.listeners import Deps
+from bot.listeners import Deps, home
 from engine import drafts, enrollment
 from engine.draft_messages import load_view
 from storage.db import session_scope
@@ -47,8 +49,20 @@ FIELD_BLOCKS = {
 }
 
 
-def _say(respond: Respond, text: str) -> None:
-    respond(text=text, response_type="ephemeral", replace_original=False)
+Say = Callable[[str], None]
+
+
+def _teller(body: dict[str, Any], respond: Respond, client: WebClient) -> Say:
+    """How a handler answers the clicker: ephemeral through the response_url, or, for a click
+    in the App Home (which has none), in a direct message."""
+
+    def say(text: str) -> None:
+        if respond.response_url:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+        else:
+            home.tell(client, body["user"]["id"], text)
+
+    return say
 
 
 def _draft_id(body: dict[str, Any]) -> int | None:
@@ -71,33 +85,37 @@ def _refused(deps: Deps, draft_id: int, user: str) -> str | None:
 def _decision(deps: Deps, action: DraftAction) -> Callable[..., None]:
     decide, said = DECISIONS[action]
 
-    def handle(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
+    def run(body: dict[str, Any], say: Say) -> None:
         user, draft_id = body["user"]["id"], _draft_id(body)
         if draft_id is None:
             return
         if (refusal := _refused(deps, draft_id, user)) is not None:
-            _say(respond, refusal)
+            say(refusal)
             return
         try:
             with session_scope(deps.rt.db) as session:
                 decide(session, draft_id, by=user, now=deps.rt.clock.now())
         except drafts.DraftError as exc:
-            _say(respond, escape(str(exc)))
+            say(escape(str(exc)))
             return
-        _say(respond, f"Draft #{draft_id} {said}.")
+        say(f"Draft #{draft_id} {said}.")
+
+    def handle(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        run(body, _teller(body, respond, client))
+        if home.from_home(body):
+            home.publish(deps, client, body["user"]["id"])
 
     return handle
 
 
 def _exit(deps: Deps) -> Callable[..., None]:
-    def handle(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
+    def run(body: dict[str, Any], say: Say) -> None:
         user, draft_id = body["user"]["id"], _draft_id(body)
         if draft_id is None:
             return
         if (refusal := _refused(deps, draft_id, user)) is not None:
-            _say(respond, refusal)
+            say(refusal)
             return
         with session_scope(deps.rt.db) as session:
             draft = draft_rows.get(session, draft_id=draft_id)
@@ -108,9 +126,15 @@ def _exit(deps: Deps) -> Callable[..., None]:
                 now=deps.rt.clock.now(),
             )
         if ended:
-            _say(respond, f"The record left the workflow; draft #{draft_id} is withdrawn.")
+            say(f"The record left the workflow; draft #{draft_id} is withdrawn.")
         else:
-            _say(respond, "The record's enrollment had already ended.")
+            say("The record's enrollment had already ended.")
+
+    def handle(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        run(body, _teller(body, respond, client))
+        if home.from_home(body):
+            home.publish(deps, client, body["user"]["id"])
 
     return handle
 
@@ -120,19 +144,20 @@ def _open(deps: Deps, action: DraftAction) -> Callable[..., None]:
 
     def handle(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
+        say = _teller(body, respond, client)
         user, draft_id = body["user"]["id"], _draft_id(body)
         if draft_id is None:
             return
         if action is DraftAction.EDIT and (refusal := _refused(deps, draft_id, user)):
-            _say(respond, refusal)
+            say(refusal)
             return
         with session_scope(deps.rt.db) as session:
             view = load_view(session, draft_id=draft_id)
         if view is None:
-            _say(respond, f"Draft #{draft_id} no longer exists.")
+            say(f"Draft #{draft_id} no longer exists.")
             return
         if action is DraftAction.EDIT and view.status != "pending":
-            _say(respond, f"Draft #{draft_id} is {view.status}: only a pending draft is edited.")
+            say(f"Draft #{draft_id} is {view.status}: only a pending draft is edited.")
             return
         modal = edit_modal(view) if action is DraftAction.EDIT else full_body_modal(view)
         client.views_open(trigger_id=body["trigger_id"], view=modal)
