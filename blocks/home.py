@@ -25,6 +25,7 @@ from blocks.home_ids import (
     workflow_block_id,
 )
 from blocks.wizard_ids import WizardAction
+from blocks.workflows import WorkflowSummary
 
 View = dict[str, Any]
 
@@ -42,24 +43,12 @@ DESCRIPTION_MAX = 2000
 
 
 @dataclass(frozen=True)
-class HomeWorkflow:
-    """A workflow as the Home lists it."""
-
-    id: int
-    name: str
-    status: str  # live | draft | disabled
-    object_type: str  # account | contact
-    version: int
-    counts: Mapping[str, int]
-
-
-@dataclass(frozen=True)
 class HomeData:
     """What the viewer's Home shows."""
 
     drafts: Sequence[DraftView]  # pending drafts the viewer may decide on, in showing order
     waiting: int  # how many such drafts there are in all (the Home lists DRAFTS_SHOWN)
-    workflows: Sequence[HomeWorkflow]  # not deleted, in showing order within each status
+    workflows: Sequence[WorkflowSummary]  # not deleted, in showing order within each status
     gmail_connected: bool
 
 
@@ -67,7 +56,7 @@ class HomeData:
 class WorkflowDetail:
     """A workflow as its Open modal shows it."""
 
-    workflow: HomeWorkflow
+    workflow: WorkflowSummary
     description: str | None
     trigger: Mapping[str, Any]  # as the workflow file writes it: {"segment": "Trials"}
 
@@ -170,7 +159,7 @@ def _drafts_part(drafts: Sequence[DraftView], waiting: int) -> list[dict[str, An
     return blocks
 
 
-def _toggle(workflow: HomeWorkflow) -> dict[str, Any]:
+def _toggle(workflow: WorkflowSummary) -> dict[str, Any]:
     value = str(workflow.id)
     name = kit.escape(workflow.name)
     if workflow.status == "live":
@@ -189,7 +178,7 @@ def _toggle(workflow: HomeWorkflow) -> dict[str, Any]:
     return kit.button("Enable", HomeAction.ENABLE, value=value, style="primary", confirm_with=sure)
 
 
-def _workflow_blocks(workflow: HomeWorkflow) -> list[dict[str, Any]]:
+def _workflow_blocks(workflow: WorkflowSummary) -> list[dict[str, Any]]:
     text = (
         f"*{_esc(workflow.name, NAME_MAX)}*  _{workflow.object_type} · v{workflow.version}_\n"
         f"{_counts(workflow.counts)}"
@@ -204,7 +193,7 @@ def _workflow_blocks(workflow: HomeWorkflow) -> list[dict[str, Any]]:
     ]
 
 
-def _workflows_part(workflows: Sequence[HomeWorkflow], room: int) -> list[dict[str, Any]]:
+def _workflows_part(workflows: Sequence[WorkflowSummary], room: int) -> list[dict[str, Any]]:
     """The workflows grouped by status in at most `room` blocks, the last one saying how many
     did not fit."""
     if not workflows:

@@ -57,8 +57,8 @@ def _waiting(session: Session, user_id: str, admins: Admins) -> tuple[list[int],
     return ids[: home_blocks.DRAFTS_SHOWN], len(ids)
 
 
-def _summary(workflow: Workflow, counts: dict[str, int]) -> home_blocks.HomeWorkflow:
-    return home_blocks.HomeWorkflow(
+def _summary(workflow: Workflow, counts: dict[str, int]) -> home_blocks.WorkflowSummary:
+    return home_blocks.WorkflowSummary(
         id=workflow.id,
         name=workflow.name,
         status=workflow.status,

@@ -16,8 +16,8 @@ from blocks.approval_ids import DraftAction
 from blocks.home import (
     DRAFTS_SHOWN,
     HomeData,
-    HomeWorkflow,
     WorkflowDetail,
+    WorkflowSummary,
     gmail_modal,
     home_view,
     loading_modal,
@@ -73,8 +73,8 @@ def check_view(view: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
-def workflow(i: int, status: str, name: str | None = None) -> HomeWorkflow:
-    return HomeWorkflow(
+def workflow(i: int, status: str, name: str | None = None) -> WorkflowSummary:
+    return WorkflowSummary(
         id=i,
         name=name or f"Workflow {i}",
         status=status,
