@@ -52,6 +52,8 @@ def run(port: int | None, host: str, verbose: bool) -> None:
         key = "wk_" + secrets.token_urlsafe(18)
         settings = settings.model_copy(update={"ingest_write_keys": [key]})
         click.echo(f"No INGEST_WRITE_KEYS set; this run accepts the write key: {key}")
+    if settings.slack_bot_token and not settings.slack_signing_secret:
+        fail("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set")
     _upgrade(settings)
     rt = connect(settings, "workflowbot-run")
 

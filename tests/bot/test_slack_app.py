@@ -502,6 +502,18 @@ def test_socket_mode_without_an_app_token_exits_2_naming_it(
     assert "SLACK_APP_TOKEN" in result.output
 
 
+@pytest.mark.parametrize("command", ["web", "run"])
+def test_a_bot_token_without_its_signing_secret_is_refused_at_start(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    monkeypatch.setenv("INGEST_WRITE_KEYS", "wk_test")
+    monkeypatch.delenv("SLACK_SIGNING_SECRET", raising=False)
+    result = cli(command, "--port", "1")
+    assert result.exit_code == 2
+    assert "SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN is set" in result.output
+
+
 def test_one_app_serves_http_and_socket_mode_without_calling_slack_at_start(
     rt: Runtime, peer: SlackPeer
 ) -> None:
