@@ -28,7 +28,6 @@ from engine.workflow_defs import (
 )
 from storage.models import Account, Contact
 from storage.queries import enrollments as q
-from storage.queries import steps as step_rows
 from storage.queries import workflows as workflow_rows
 from storage.queries.ingest import EVENTS
 from storage.queries.segments import MEMBERS
@@ -207,6 +206,21 @@ def enroll_by_hand(
     return made.enrolled[0]
 
 
+def _active_of_record(
+    session: Session, name: str | None, object_type: str, external_id: str
+) -> list[Enrollment]:
+    """The record's active enrollments, in the workflow named (or in all)."""
+    workflow = workflow_named(session, name) if name is not None else None
+    return list(
+        q.active_of(
+            session,
+            workflow_id=workflow.id if workflow is not None else None,
+            object_type=object_type,
+            object_id=record_id(session, object_type, external_id),
+        )
+    )
+
+
 def exit_record(
     session: Session,
     *,
@@ -218,14 +232,7 @@ def exit_record(
 ) -> list[str]:
     """End the record's active enrollment in one workflow (or in all); returns the names of
     the workflows it left."""
-    workflow = workflow_named(session, name) if name is not None else None
-    record = record_id(session, object_type, external_id)
-    active = q.active_of(
-        session,
-        workflow_id=workflow.id if workflow is not None else None,
-        object_type=object_type,
-        object_id=record,
-    )
+    active = _active_of_record(session, name, object_type, external_id)
     ended = enrollment.exit_enrollments(
         session, exits=[(e.id, f"exited by hand, by {by}") for e in active], now=now
     )
@@ -244,29 +251,10 @@ def retry_held(
 ) -> int:
     """Run again the record's steps that need attention (a value it lacked, a sender's Gmail
     connection, a provider that refused), in one workflow or all; returns how many."""
-    workflow = workflow_named(session, name) if name is not None else None
-    record = record_id(session, object_type, external_id)
-    active = q.active_of(
-        session,
-        workflow_id=workflow.id if workflow is not None else None,
-        object_type=object_type,
-        object_id=record,
+    active = _active_of_record(session, name, object_type, external_id)
+    return enrollment.retry_attention(
+        session, enrollment_ids=[e.id for e in active], now=now, why=f"tried again by {by}"
     )
-    released = step_rows.release_attention(session, enrollment_ids=[e.id for e in active], now=now)
-    q.log(
-        session,
-        rows=[
-            {
-                "enrollment_id": row.enrollment_id,
-                "at": now,
-                "kind": "retried",
-                "step_index": row.step_index,
-                "message": f"step {row.step_index + 1}: tried again by {by}",
-            }
-            for row in released
-        ],
-    )
-    return len(released)
 
 
 def exit_all(session: Session, *, workflow: Workflow, by: str, now: datetime) -> int:

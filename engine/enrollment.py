@@ -371,8 +371,28 @@ def check_exits(
     if not active:
         return []
     exited = _exits(session, active, lifecycle, now)
-    retried = step_rows.release_attention(
-        session, needs="data", enrollment_ids=[r.id for r in active if r.id not in exited], now=now
+    retry_attention(
+        session,
+        enrollment_ids=[r.id for r in active if r.id not in exited],
+        now=now,
+        why="the record changed; trying again",
+        needs="data",
+    )
+    return exited
+
+
+def retry_attention(
+    session: Session,
+    *,
+    enrollment_ids: Collection[int],
+    now: datetime,
+    why: str,
+    needs: str | None = None,
+) -> int:
+    """Schedule again (due now) these enrollments' steps that need attention (only those
+    held for `needs`, if given), each logged with `why`; returns how many."""
+    released = step_rows.release_attention(
+        session, needs=needs, enrollment_ids=enrollment_ids, now=now
     )
     q.log(
         session,
@@ -382,12 +402,12 @@ def check_exits(
                 "at": now,
                 "kind": "retried",
                 "step_index": row.step_index,
-                "message": f"step {row.step_index + 1}: the record changed; trying again",
+                "message": f"step {row.step_index + 1}: {why}",
             }
-            for row in retried
+            for row in released
         ],
     )
-    return exited
+    return len(released)
 
 
 def _exits(

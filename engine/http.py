@@ -294,7 +294,25 @@ def _default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class OutgoingClient:
+class Closing:
+    """Usable in `with`: `close()` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class OutgoingClient(Closing):
     """An httpx client behind the guarded transport; safe to share between threads."""
 
     def __init__(
@@ -381,38 +399,15 @@ class OutgoingClient:
         """Release the connections."""
         self._client.close()
 
-    def __enter__(self) -> OutgoingClient:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class UsesClient:
-    """A peer's client built on one OutgoingClient (`_http`): closed with it, usable in
-    `with`."""
+class UsesClient(Closing):
+    """A peer's client built on one OutgoingClient (`_http`): closed with it."""
 
     _http: OutgoingClient
 
     def close(self) -> None:
         """Release the connections."""
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def client(

@@ -84,7 +84,7 @@ Handler = Callable[["SlackPeer", dict[str, Any]], dict[str, Any]]
 @dataclass
 class SlackPeer:
     url: str = ""
-    token: str = "xoxb-test-token"
+    token: str = "fake-bot-token-for-tests"
     channels: dict[str, Channel] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)

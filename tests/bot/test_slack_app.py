@@ -506,7 +506,7 @@ def test_socket_mode_without_an_app_token_exits_2_naming_it(
 def test_a_bot_token_without_its_signing_secret_is_refused_at_start(
     cli: Any, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "fake-bot-token-for-tests")
     monkeypatch.setenv("INGEST_WRITE_KEYS", "wk_test")
     monkeypatch.delenv("SLACK_SIGNING_SECRET", raising=False)
     result = cli(command, "--port", "1")

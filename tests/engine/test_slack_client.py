@@ -98,7 +98,7 @@ def test_slack_errors_and_outages_are_told_apart(peer: SlackPeer, web: WebClient
     peer.unavailable("chat.postMessage", 503)
     with pytest.raises(slack.SlackUnavailable, match="503"):
         slack.post(web, channel, "hi", [], "k")
-    wrong = slack.client(Settings(slack_bot_token="xoxb-wrong", slack_api_url=peer.url))
+    wrong = slack.client(Settings(slack_bot_token="fake-wrong-token", slack_api_url=peer.url))
     with pytest.raises(slack.SlackError) as refused:
         slack.post(wrong, channel, "hi", [], "k")
     assert refused.value.code == "invalid_auth"
@@ -113,7 +113,7 @@ def test_a_refused_connection_is_unavailable() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     web = slack.client(
-        Settings(slack_bot_token="xoxb-t", slack_api_url=f"http://127.0.0.1:{port}/api/")
+        Settings(slack_bot_token="fake-token", slack_api_url=f"http://127.0.0.1:{port}/api/")
     )
     with pytest.raises(slack.SlackUnavailable, match="unreachable"):
         slack.join(web, "C0000001")
