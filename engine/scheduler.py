@@ -20,7 +20,7 @@ from engine import drafts as draft_decisions
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
-from storage.queries import drafts, enrollments, locks, outbox, slack_events
+from storage.queries import drafts, enrollments, locks, outbox, slack_events, slack_forms
 from storage.queries import segments as segment_rows
 from storage.queries import signals as signal_rows
 from storage.queries import steps as step_rows
@@ -32,6 +32,7 @@ MESSAGE_ID_RETENTION = timedelta(days=7)
 PROCESSED_OUTBOX_RETENTION = timedelta(days=7)
 SIGNAL_RETENTION = timedelta(days=30)
 SLACK_EVENT_RETENTION = timedelta(days=1)  # Slack retries within minutes
+SLACK_FORM_RETENTION = timedelta(days=7)  # a wizard left open, an import not applied
 
 
 class Scheduler:
@@ -219,8 +220,8 @@ class Scheduler:
 
     def purge(self) -> int:
         """Forget messageIds and processed outbox rows older than 7 days, Slack event ids
-        older than a day, and signals older than 30 days (workflows act on a signal within
-        seconds; reports read enrollments)."""
+        older than a day, Slack forms untouched for a week, and signals older than 30 days
+        (workflows act on a signal within seconds; reports read enrollments)."""
         now = self._rt.clock.now()
         with session_scope(self._rt.db) as session:
             gone = outbox.purge(
@@ -229,6 +230,7 @@ class Scheduler:
                 messages_before=now - MESSAGE_ID_RETENTION,
             )
             gone += slack_events.purge(session, before=now - SLACK_EVENT_RETENTION)
+            gone += slack_forms.purge(session, before=now - SLACK_FORM_RETENTION)
             return gone + signal_rows.purge(session, before=now - SIGNAL_RETENTION)
 
     def tick(self) -> None:

@@ -141,3 +141,19 @@ class SlackEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime]
+
+
+class SlackForm(Base):
+    """What a modal or a message carries between two requests when it does not fit in the
+    view's private_metadata or a button's value: the wizard's workflow being built, an
+    import's document waiting for Apply. Its id travels instead; forms untouched for a week
+    are purged."""
+
+    __tablename__ = "slack_forms"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # wizard, import
+    slack_user: Mapped[str] = mapped_column(String(32))  # who started it
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)

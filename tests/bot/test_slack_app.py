@@ -28,7 +28,7 @@ from bot.errors import UserError
 from engine.runtime import Runtime
 from storage.action_models import SlackEvent
 from storage.db import make_engine, session_scope
-from storage.queries import slack_events
+from storage.queries import slack_events, slack_forms
 from tests.bot.slack_requests import (
     SIGNING_SECRET,
     USER,
@@ -223,6 +223,27 @@ def test_an_event_id_recorded_from_eight_connections_at_once_is_new_once(db: Eng
 
     with ThreadPoolExecutor(8) as pool:
         assert sorted(pool.map(record, range(8))) == [False] * 7 + [True]
+
+
+def test_a_form_opens_only_for_its_kind_and_user_and_is_purged_when_untouched(
+    db: Engine,
+) -> None:
+    now = datetime.now(UTC)
+    with session_scope(db) as s:
+        old = slack_forms.put(s, kind="wizard", user="U1", data={"name": "A"}, now=now)
+        kept = slack_forms.put(s, kind="import", user="U1", data={"text": "B"}, now=now)
+    with session_scope(db) as s:
+        assert slack_forms.get(s, old, kind="wizard", user="U1") == {"name": "A"}
+        assert slack_forms.get(s, old, kind="wizard", user="U2") is None  # someone else's
+        assert slack_forms.get(s, old, kind="import", user="U1") is None
+        assert slack_forms.replace(
+            s, kept, kind="import", user="U1", data={"text": "C"}, now=now + timedelta(days=8)
+        )
+    with session_scope(db) as s:
+        assert slack_forms.purge(s, before=now + timedelta(days=1)) == 1
+    with session_scope(db) as s:
+        assert slack_forms.get(s, old, kind="wizard", user="U1") is None
+        assert slack_forms.get(s, kept, kind="import", user="U1") == {"text": "C"}
 
 
 # -- /workflow help, unknown subcommands, /workflow list -------------------------------------------
