@@ -28,6 +28,7 @@ class WorkflowMenu(StrEnum):
 
     OPEN = "open"
     EDIT = "edit"
+    DUPLICATE = "duplicate"
     ENABLE = "enable"
     DISABLE = "disable"
     EXPORT = "export"

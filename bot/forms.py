@@ -35,11 +35,15 @@ _WORKFLOW_FIELDS = {
     "trigger.segment": B.SEGMENT,
     "trigger.stage": B.STAGE,
     "trigger.when": B.WHEN,
+    "trigger.health": B.HEALTH,
+    "trigger.to": B.HEALTH_TO,
+    "trigger.from": B.HEALTH_FROM,
     "trigger.event": B.EVENT,
     "trigger.where": B.WHERE,
     "trigger": B.KIND,
     "only_if": B.ONLY_IF,
     "enrollment": B.ENROLLMENT,
+    "exit_if": B.EXIT_IF,
 }
 _STEP_FIELDS = {
     "action": B.STEP_ACTION,
@@ -51,6 +55,10 @@ _STEP_FIELDS = {
     "text": B.SLACK_TEXT,
     "url": B.WEBHOOK_URL,
     "set": B.UPDATE_FIELD,
+    "assign": B.OWNER_ASSIGN,
+    "users": B.OWNER_USERS,
+    "notify": B.OWNER_NOTIFY,
+    "due_in": B.TASK_DUE,
     "delay": B.STEP_DELAY,
     "only_if": B.STEP_ONLY_IF,
 }
@@ -88,6 +96,10 @@ def _element_value(element: Mapping[str, Any]) -> str:
         return str(chosen.get("value") or "")
     if kind == "channels_select":
         return str(element.get("selected_channel") or "")
+    if kind == "multi_users_select":
+        return ",".join(element.get("selected_users") or [])
+    if kind == "checkboxes":
+        return ",".join(str(o.get("value")) for o in element.get("selected_options") or [])
     if kind == "conversations_select":
         return str(element.get("selected_conversation") or "")
     return str(element.get("value") or "")
@@ -112,6 +124,9 @@ def read_trigger(state: WizardState, typed: Mapping[str, str]) -> WizardState:
             ("segment", B.SEGMENT),
             ("stage", B.STAGE),
             ("when", B.WHEN),
+            ("health", B.HEALTH),
+            ("health_to", B.HEALTH_TO),
+            ("health_from", B.HEALTH_FROM),
             ("event", B.EVENT),
             ("where", B.WHERE),
             ("only_if", B.ONLY_IF),
@@ -119,31 +134,72 @@ def read_trigger(state: WizardState, typed: Mapping[str, str]) -> WizardState:
         )
         if block in typed
     }
-    for key in ("object", "kind", "when", "enrollment"):
+    for key in ("health_to", "health_from"):
+        if update.get(key) == "any":
+            update[key] = ""
+    for key in ("object", "kind", "when", "health", "enrollment"):
         if update.get(key) == "":
             del update[key]  # nothing chosen: keep the default
     return state.model_copy(update=update)
 
 
-def read_step(typed: Mapping[str, str]) -> dict[str, Any]:
-    """The step definition the step modal's inputs describe (empty fields left out)."""
+# The fields each action's modal shows; an edited step keeps its others (from, headers…).
+STEP_FIELDS = {
+    "email": ("to", "subject", "body", "approval"),
+    "slack": ("channel", "text"),
+    "owner": ("assign", "users", "notify"),
+    "update": ("set",),
+    "team_notification": ("to", "subject", "body"),
+    "webhook": ("url",),
+    "hubspot_task": ("subject", "body", "due_in"),
+    "salesforce_task": ("subject", "body", "due_in"),
+}
+_KEPT_WHEN_EMPTY = ("approval", "channel")  # pickers that cannot show a channel kept by name
+
+
+def read_step(typed: Mapping[str, str], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The step definition the step modal's inputs describe (empty fields left out). Editing
+    `base` of the same action, the fields the modal does not show are kept, and a channel
+    picker left empty keeps the channel it could not show."""
     action = typed.get(B.STEP_ACTION) or "email"
     step: dict[str, Any] = {"action": action}
+    if base is not None and base.get("action") == action:
+        shown = {*STEP_FIELDS.get(action, ()), "delay", "only_if"}
+        step.update({k: v for k, v in base.items() if k not in shown or k in _KEPT_WHEN_EMPTY})
 
     def put(key: str, block: B) -> None:
         if text := typed.get(block, "").strip():
             step[key] = text
 
-    if action == "email":
-        step["to"] = [a.strip() for a in typed.get(B.EMAIL_TO, "").split(",") if a.strip()]
+    def listed(block: B) -> list[str]:
+        return [a.strip() for a in typed.get(block, "").split(",") if a.strip()]
+
+    if action in ("email", "team_notification"):
+        step["to"] = listed(B.EMAIL_TO)
         put("subject", B.EMAIL_SUBJECT)
         put("body", B.EMAIL_BODY)
-        put("approval", B.EMAIL_APPROVAL)
+        if action == "email":
+            put("approval", B.EMAIL_APPROVAL)
     elif action == "slack":
         put("channel", B.SLACK_CHANNEL)
         put("text", B.SLACK_TEXT)
+    elif action == "owner":
+        step["assign"] = typed.get(B.OWNER_ASSIGN) or "round_robin"
+        kept = [u for u in (base or {}).get("users", []) if "@" in str(u)]
+        step["users"] = [
+            *listed(B.OWNER_USERS),
+            *(kept if base and base.get("action") == action else []),
+        ]
+        if typed.get(B.OWNER_NOTIFY) == "yes":
+            step["notify"] = True
+        else:
+            step.pop("notify", None)
     elif action == "webhook":
         put("url", B.WEBHOOK_URL)
+    elif action in ("hubspot_task", "salesforce_task"):
+        put("subject", B.EMAIL_SUBJECT)
+        put("body", B.EMAIL_BODY)
+        put("due_in", B.TASK_DUE)
     elif action == "update":
         name = typed.get(B.UPDATE_FIELD, "").strip()
         step["set"] = {name: typed.get(B.UPDATE_VALUE, "").strip()} if name else {}
@@ -156,13 +212,17 @@ def step_typed(step: Mapping[str, Any]) -> dict[str, str]:
     """A step definition back as the step modal's inputs (the inverse of `read_step`)."""
     typed = {
         B.STEP_ACTION: str(step.get("action", "")),
-        B.EMAIL_TO: ", ".join(step.get("to", [])),
+        B.EMAIL_TO: ", ".join(map(str, step.get("to", []))),
         B.EMAIL_SUBJECT: str(step.get("subject", "")),
         B.EMAIL_BODY: str(step.get("body", "")),
         B.EMAIL_APPROVAL: str(step.get("approval", "")),
         B.SLACK_CHANNEL: str(step.get("channel", "")),
         B.SLACK_TEXT: str(step.get("text", "")),
         B.WEBHOOK_URL: str(step.get("url", "")),
+        B.OWNER_ASSIGN: str(step.get("assign", "")),
+        B.OWNER_USERS: ",".join(map(str, step.get("users", []))),
+        B.OWNER_NOTIFY: "yes" if step.get("notify") else "",
+        B.TASK_DUE: str(step.get("due_in", "")),
         B.STEP_DELAY: str(step.get("delay", "")),
         B.STEP_ONLY_IF: str(step.get("only_if", "")),
     }
@@ -177,6 +237,13 @@ def trigger(state: WizardState) -> dict[str, Any]:
         return {"segment": state.segment, "when": state.when}
     if state.kind == "stage":
         return {"stage": state.stage, "when": state.when}
+    if state.kind == "health":
+        moved: dict[str, Any] = {"health": state.health}
+        if state.health_to:
+            moved["to"] = state.health_to
+        if state.health_from:
+            moved["from"] = state.health_from
+        return moved
     found: dict[str, Any] = {"event": state.event}
     if state.where:
         found["where"] = state.where
@@ -186,8 +253,10 @@ def trigger(state: WizardState) -> dict[str, Any]:
 def definition(
     state: WizardState, *, with_trigger: bool = True, with_steps: bool = True
 ) -> dict[str, Any]:
-    """The workflow-format definition of what the wizard holds (workflow-format.md)."""
+    """The workflow-format definition of what the wizard holds (workflow-format.md), with
+    what an edited workflow had that the wizard does not show."""
     found: dict[str, Any] = {
+        **state.extra,
         "name": state.name,
         "object": state.object,
         "trigger": trigger(state) if with_trigger else _PLACEHOLDER_TRIGGER,
@@ -199,7 +268,45 @@ def definition(
         found["description"] = state.description
     if state.only_if and with_trigger:
         found["only_if"] = state.only_if
+    if state.exit_if and with_steps:
+        found["exit_if"] = state.exit_if
     return found
+
+
+_SHOWN = ("name", "description", "object", "trigger", "only_if", "enrollment", "exit_if")
+
+
+def state_of(
+    document: Mapping[str, Any], *, workflow_id: int | None, status: str, version: int
+) -> WizardState:
+    """The wizard's state for a stored workflow document: to edit it (`workflow_id` set) or
+    to start a copy (None: a new draft of the same definition)."""
+    trig = dict(document.get("trigger", {}))
+    kind = next((k for k in ("segment", "stage", "health", "event") if k in trig), "segment")
+    state = WizardState(
+        name=str(document.get("name", "")),
+        description=str(document.get("description", "")),
+        object=str(document.get("object", "account")),
+        kind=kind,
+        segment=str(trig.get("segment", "")),
+        stage=str(trig.get("stage", "")),
+        when=str(trig.get("when", "enter")),
+        health=str(trig.get("health", "drop")),
+        health_to=str(trig.get("to") or ""),
+        health_from=str(trig.get("from") or ""),
+        event=str(trig.get("event", "")),
+        where=str(trig.get("where") or ""),
+        only_if=str(document.get("only_if") or ""),
+        enrollment=str(document.get("enrollment", "once")),
+        exit_if=str(document.get("exit_if") or ""),
+        steps=[dict(step) for step in document.get("steps", [])],
+        extra={k: v for k, v in document.items() if k not in (*_SHOWN, "steps", "status")},
+    )
+    if workflow_id is None:
+        return state.model_copy(update={"mode": "draft"})
+    return state.model_copy(
+        update={"editing": workflow_id, "status": status, "version": version, "mode": status}
+    )
 
 
 def document(workflow: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table
+from sqlalchemy import ColumnElement, Row, Table, func, select
 from sqlalchemy.orm import Session
 
 from engine import lifecycle as workspace_lifecycle
@@ -128,6 +128,15 @@ def create(
     )
     q.analyze(session)  # fresh statistics, or the next refresh may plan a nested loop
     return segment, size
+
+
+def count_matching(session: Session, *, object_type: str, rule: str, now: datetime) -> int:
+    """How many records of `object_type` a rule not stored as a segment matches now (a new
+    segment's size before it exists)."""
+    probe = Segment(object_type=object_type, rule=rule)
+    table = table_for(object_type)
+    matched = condition(probe, session=session, now=now)
+    return int(session.scalar(select(func.count()).select_from(table).where(matched)) or 0)
 
 
 def preview(session: Session, *, segment: Segment, rule: str, now: datetime) -> tuple[int, int]:

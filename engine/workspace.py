@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import control, enrollment, http, lifecycle, segments, webhook_secrets, workflows
@@ -22,7 +21,6 @@ from engine.rules import parse
 from engine.rules.lifecycle import Lifecycle, LifecycleError, resolve
 from engine.secrets import Vault
 from engine.settings import Settings
-from storage.models import Segment
 from storage.queries import configuration
 from storage.queries import segments as segment_rows
 from storage.queries import workflows as workflow_rows
@@ -167,10 +165,9 @@ def plan(
             continue
         existing = segment_rows.by_name(session, name=definition.name)
         if existing is None:
-            probe = Segment(object_type=definition.object, rule=definition.rule)
-            table = segments.table_for(definition.object)
-            condition = segments.condition(probe, session=session, now=now)
-            size = session.scalar(select(func.count()).select_from(table).where(condition)) or 0
+            size = segments.count_matching(
+                session, object_type=definition.object, rule=definition.rule, now=now
+            )
             result.segments.append(
                 SegmentPlan(definition.name, definition.object, "create", members=size)
             )

@@ -21,7 +21,7 @@ from blocks import kit
 from blocks import workflows as workflow_blocks
 from blocks.ids import COMMAND
 from bot.errors import UserError
-from bot.listeners import Deps, manage
+from bot.listeners import Deps, manage, segments
 from bot.workflow_names import find_record, find_workflow
 from engine import control, gmail_connect, runner, users
 from storage.db import session_scope
@@ -310,8 +310,15 @@ def table() -> dict[str, Subcommand]:
         found[name] = Subcommand(name, usage, summary, _acked(usage, run, fits))
 
     add("new", "create a workflow, step by step (admins)", _new)
+    add(
+        "segment new",
+        "a segment: a rule and how many records it matches now (admins)",
+        segments.open_modal,
+        segments.fits,
+    )
     add("list", "every workflow, live, draft and disabled, with its counts and a menu", _list)
     add("open NAME", "its description, counts and latest log lines", _open)
+    add("edit NAME", "change it in the wizard (admins)", _edit)
     add("enable NAME", "make it live (admins)", _status("live"))
     add("disable NAME [--exit-all]", "stop new enrollments (admins)", _status("disabled"))
     add("logs NAME [record]", "the latest enrollments' timelines, or one record's", _logs)
@@ -330,6 +337,12 @@ def _new(inv: Invocation) -> None:
     from bot.listeners import wizard  # imports this module's Invocation
 
     wizard.open_wizard(inv)
+
+
+def _edit(inv: Invocation) -> None:
+    from bot.listeners import wizard
+
+    wizard.open_edit(inv)
 
 
 def register(app: App, deps: Deps) -> None:

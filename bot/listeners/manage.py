@@ -40,8 +40,8 @@ Message = workflow_blocks.Message
 RECENT_LINES = 10  # of `open`
 # Errors of files.completeUploadExternal that mean "not here": the file goes to a DM instead.
 NOT_HERE = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
-# The overflow's choices answered here; Edit is the wizard's.
-MENU_CHOICES = frozenset(WorkflowMenu) - {WorkflowMenu.EDIT}
+# The menu's choices answered here; Edit and Duplicate open the wizard (bot.listeners.wizard).
+MENU_CHOICES = frozenset(WorkflowMenu) - {WorkflowMenu.EDIT, WorkflowMenu.DUPLICATE}
 
 
 @contextmanager
@@ -223,7 +223,7 @@ def say(respond: Respond, message: Message, *, replace: bool = False) -> None:
 
 def chose(*choices: WorkflowMenu) -> Callable[..., bool]:
     """A listener matcher: the `/workflow list` overflow option picked is one of `choices`
-    (the wizard registers Edit with `chose(WorkflowMenu.EDIT)`)."""
+    (the wizard registers Edit and Duplicate with `chose(...)`)."""
     wanted = frozenset(choices)
 
     def matches(body: dict[str, Any]) -> bool:

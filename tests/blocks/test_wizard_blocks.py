@@ -11,6 +11,7 @@ from slack_sdk.models.views import View
 
 from blocks import kit
 from blocks import wizard as w
+from blocks import wizard_steps as ws
 from blocks.wizard_ids import WizardBlock
 from bot import forms
 
@@ -29,9 +30,14 @@ def valid(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def every_view(state: w.WizardState) -> list[dict[str, Any]]:
-    views = [w.info_view(state), w.actions_view(state), w.loading_view(state, "Loading")]
+    views = [w.info_view(state), ws.actions_view(state), w.loading_view(state, "Loading")]
     views += [w.trigger_view(state.model_copy(update={"kind": k}), CHOICES) for k in w.KINDS]
-    views += [w.step_view(state, action) for action in w.ACTIONS]
+    views += [ws.step_view(state, action) for action in ws.ACTIONS]
+    views += [
+        ws.step_view(state.model_copy(update={"step_at": 0}), str(step["action"]), typed)
+        for step in state.steps[:3]
+        for typed in [forms.step_typed(step)]
+    ]
     views += [
         w.enable_view(state, w.Reach(12345, "accounts")),
         w.enable_view(state, w.Reach(None, problems=["x" * 5000])),
@@ -42,12 +48,30 @@ def every_view(state: w.WizardState) -> list[dict[str, Any]]:
 def test_every_view_is_valid_empty_and_with_extreme_data() -> None:
     for view in every_view(w.WizardState()):
         valid(view)
-    # As many steps as private_metadata carries with a long name and description.
-    many = [{"action": "update", "set": {"n": str(i)}} for i in range(50)]
-    extreme = w.WizardState(name=LONG[:200], description="<!channel> " * 10, steps=many)
+    # 100 steps of every kind, long text everywhere: the state lives in a form row (id 7).
+    kinds: list[dict[str, Any]] = [
+        {"action": "update", "set": {"n": LONG}},
+        {"action": "email", "to": ["a@b.c"], "subject": LONG, "body": LONG * 5},
+        {"action": "slack", "channel": "#cs-alerts", "text": "<!channel> " + LONG},
+        {"action": "owner", "assign": "round_robin", "users": ["U1", "bob@acme.example"]},
+        {"action": "hubspot_task", "subject": LONG, "due_in": "2d", "delay": "3d"},
+    ]
+    many = [kinds[i % len(kinds)] | {"only_if": "x = 1"} for i in range(100)]
+    extreme = w.WizardState(
+        name=LONG[:200],
+        description="<!channel> " * 300,
+        steps=many,
+        form=7,
+        editing=3,
+        status="live",
+        exit_if=LONG,
+    )
     for view in every_view(extreme):
         valid(view)
-    assert len(w.actions_view(extreme)["blocks"]) <= kit.VIEW_BLOCKS_MAX
+        assert w.WizardState.load(view.get("private_metadata")).form in (None, 7)
+    listed = ws.actions_view(extreme)["blocks"]
+    assert len(listed) <= kit.VIEW_BLOCKS_MAX
+    assert "20 more steps" in str(listed)
 
 
 def test_user_text_shows_literally() -> None:
@@ -64,8 +88,11 @@ def test_a_state_too_large_for_private_metadata_is_refused() -> None:
     state = w.WizardState(
         steps=[{"action": "email", "to": ["a@b.c"], "subject": "s", "body": "x" * 3000}]
     )
-    with pytest.raises(w.MetadataTooLarge, match="workflowbot apply"):
-        w.actions_view(state)
+    with pytest.raises(w.MetadataTooLarge, match="more than a modal can carry"):
+        ws.actions_view(state)
+    kept = state.model_copy(update={"form": 12, "step_at": 0})
+    carried = w.WizardState.load(ws.actions_view(kept)["private_metadata"])
+    assert (carried.form, carried.step_at, carried.pointer()) == (12, 0, True)
 
 
 def test_the_state_round_trips_through_metadata() -> None:

@@ -146,9 +146,10 @@ def test_a_tampered_request_is_refused_before_anything_reads_it(
     assert peer.calls == []
 
 
-def test_a_request_signed_299_s_ago_is_accepted(slack: SlackSender, rt: Runtime) -> None:
+def test_a_request_signed_290_s_ago_is_accepted(slack: SlackSender, rt: Runtime) -> None:
     request = reaction("Ev0INTIME01")
-    answer = slack.send(request, signed_headers(request, timestamp=int(time.time()) - 299))
+    # Five minutes is the limit; 10 s to spare for a busy machine.
+    answer = slack.send(request, signed_headers(request, timestamp=int(time.time()) - 290))
     assert reached_the_app(answer)
     assert [e.event_id for e in all_rows(rt.db, SlackEvent)] == ["Ev0INTIME01"]
 

@@ -49,11 +49,13 @@ class Person:
         wait_until(lambda: len(sent_views(self.peer)) > before)
         return sent_views(self.peer)[-1]
 
-    def start(self) -> None:
-        """`/workflow new`, as a person types it."""
+    def start(self, text: str = "new", *, views: int = 1) -> None:
+        """`/workflow TEXT`, as a person types it; the view is the `views`th the bot sends
+        (an edit opens a loading view first, then fills it)."""
         before = len(sent_views(self.peer))
-        assert self.slack.command("new", user_id=self.user).status_code == 200
-        self.view = self._await_sent(before)
+        assert self.slack.command(text, user_id=self.user).status_code == 200
+        wait_until(lambda: len(sent_views(self.peer)) >= before + views)
+        self.view = sent_views(self.peer)[-1]
 
     def state(self, answers: dict[str, str]) -> dict[str, Any]:
         """The view's inputs as Slack reports them: typed `answers`, else what was prefilled."""
@@ -72,8 +74,24 @@ class Person:
                 if given is not None:
                     [chosen] = [o for o in element["options"] if o["value"] == given]
                 entry = {"type": kind, "selected_option": chosen}
+            elif kind == "external_select":
+                chosen = element.get("initial_option")
+                if given is not None:
+                    chosen = {"text": {"type": "plain_text", "text": given}, "value": given}
+                entry = {"type": kind, "selected_option": chosen}
             elif kind == "channels_select":
                 entry = {"type": kind, "selected_channel": given or element.get("initial_channel")}
+            elif kind == "multi_users_select":
+                chosen_users = given.split(",") if given is not None else None
+                entry = {
+                    "type": kind,
+                    "selected_users": chosen_users or element.get("initial_users", []),
+                }
+            elif kind == "checkboxes":
+                ticked = element.get("initial_options", [])
+                if given is not None:
+                    ticked = [o for o in element["options"] if o["value"] in given.split(",")]
+                entry = {"type": kind, "selected_options": ticked}
             else:
                 raise AssertionError(f"an input this person cannot fill: {kind}")
             values[block_id] = {element["action_id"]: entry}
@@ -141,6 +159,20 @@ class Person:
         if call.method == "views.push":
             self.view_id = "V2"
         self.view = sent_views(self.peer)[-1]
+
+    def suggest(self, action_id: str, typed: str) -> list[str]:
+        """Type `typed` in an external select: the option values Slack would list."""
+        payload = self._base() | {
+            "type": "block_suggestion",
+            "action_id": action_id,
+            "block_id": action_id,
+            "value": typed,
+            "container": {"type": "view", "view_id": self.view_id},
+            "view": self._payload_view({}),
+        }
+        answer = self.slack.send(interaction(payload))
+        assert answer.status_code == 200
+        return [o["value"] for o in answer.json()["options"]]
 
     def blocks(self) -> set[str]:
         return {b.get("block_id", "") for b in self.view["blocks"]}
