@@ -23,7 +23,10 @@ from blocks.kit import (
     CONFIRM_TITLE_MAX,
     CONTEXT_ELEMENTS_MAX,
     CONTEXT_TEXT_MAX,
+    FALLBACK_TEXT_MAX,
     HEADER_TEXT_MAX,
+    INPUT_LABEL_MAX,
+    INPUT_VALUE_MAX,
     MESSAGE_BLOCKS_MAX,
     SECTION_TEXT_MAX,
     VIEW_BLOCKS_MAX,
@@ -31,10 +34,6 @@ from blocks.kit import (
     escape,
     truncate,
 )
-
-INPUT_VALUE_MAX = 3000  # plain_text_input: max_length, and so its initial_value
-LABEL_MAX = 2000  # an input's label and hint
-FALLBACK_TEXT_MAX = 3000  # the message's `text` (notifications, screen readers)
 
 # The decisions after which the message keeps no button.
 FINAL = frozenset({"approved", "sent", "discarded", "expired", "withdrawn", "suppressed"})
@@ -414,12 +413,12 @@ def _input(
     block_json: dict[str, Any] = {
         "type": "input",
         "block_id": str(block),
-        "label": _plain(label, LABEL_MAX),
+        "label": _plain(label, INPUT_LABEL_MAX),
         "element": element,
         "optional": optional,
     }
     if hint:
-        block_json["hint"] = _plain(hint, LABEL_MAX)
+        block_json["hint"] = _plain(hint, INPUT_LABEL_MAX)
     return block_json
 
 

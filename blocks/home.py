@@ -33,7 +33,6 @@ STATUSES = ("live", "draft", "disabled")
 _STATUS_TITLES = {"live": "Live", "draft": "Drafts", "disabled": "Disabled"}
 COUNTED = ("enrolled", "active", "completed", "exited", "failed")
 DRAFTS_SHOWN = 10  # drafts listed on the Home (two blocks each); the rest are counted
-URL_MAX = 3000  # a url button's url
 
 # How much of each user-supplied value a line shows (escaped, then cut).
 NAME_MAX = 300
@@ -275,8 +274,8 @@ def workflow_modal(detail: WorkflowDetail) -> View:
 
 def gmail_modal(url: str) -> View:
     """The Connect Gmail modal: the consent link, valid for an hour."""
-    if len(url) > URL_MAX:
-        raise ValueError(f"a button url is at most {URL_MAX} characters")
+    if len(url) > kit.URL_MAX:
+        raise ValueError(f"a button url is at most {kit.URL_MAX} characters")
     link = kit.button("Connect Gmail", HomeAction.GMAIL_LINK, style="primary")
     link["url"] = url
     return _modal(

@@ -8,27 +8,40 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Slack's documented limits (Block Kit reference; slack_sdk's block models check the same).
+# Slack's documented limits (Block Kit reference); slack_sdk's models check only some of them.
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100  # a modal or the App Home
+MESSAGE_TEXT_MAX = 40_000  # a message's top-level `text`: Slack cuts a longer one
 SECTION_TEXT_MAX = 3000
 FIELD_TEXT_MAX = 2000
 FIELDS_MAX = 10
 HEADER_TEXT_MAX = 150
 CONTEXT_ELEMENTS_MAX = 10
 CONTEXT_TEXT_MAX = 3000
+ACTIONS_ELEMENTS_MAX = 25
 BUTTON_TEXT_MAX = 75
 BUTTON_VALUE_MAX = 2000
+URL_MAX = 3000  # a link button's or an option's url
 OPTION_TEXT_MAX = 75
 OPTION_VALUE_MAX = 150
+OPTION_DESCRIPTION_MAX = 75
+SELECT_OPTIONS_MAX = 100  # a static select's options (or option groups)
+CHOICE_OPTIONS_MAX = 10  # radio buttons' or checkboxes' options
 OVERFLOW_OPTIONS_MIN = 2
 OVERFLOW_OPTIONS_MAX = 5
+PLACEHOLDER_MAX = 150
 CONFIRM_TITLE_MAX = 100
 CONFIRM_TEXT_MAX = 300
 CONFIRM_BUTTON_MAX = 30
+INPUT_LABEL_MAX = 2000  # an input block's label, and its hint
+INPUT_VALUE_MAX = 3000  # a plain_text_input's max_length, and so its initial_value
 ID_MAX = 255  # action_id, block_id, callback_id
-VIEW_TITLE_MAX = 24
+VIEW_TITLE_MAX = 24  # a modal's title, submit and close
 PRIVATE_METADATA_MAX = 3000
+
+# Ours: a message's `text` is its notification and what a screen reader says, not a copy of
+# the blocks; this much is plenty (and far below MESSAGE_TEXT_MAX).
+FALLBACK_TEXT_MAX = 3000
 
 ELLIPSIS = "…"
 _ENTITY_MAX = len("&amp;")
@@ -52,6 +65,22 @@ def truncate(text: str, limit: int) -> str:
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
     return cut + ELLIPSIS
+
+
+def listed(lines: Sequence[str], limit: int = SECTION_TEXT_MAX) -> str:
+    """`lines` one a line within `limit` characters: as many as fit whole (the first one cut
+    if it alone is too long), then "…and N more" counting the rest."""
+    room = limit - len(f"\n{ELLIPSIS}and {len(lines):,} more")
+    shown: list[str] = []
+    size = -1  # no newline before the first line
+    for line in lines:
+        cut = line if shown else truncate(line, room)
+        if size + 1 + len(cut) > room:
+            break
+        shown.append(cut)
+        size += 1 + len(cut)
+    hidden = len(lines) - len(shown)
+    return "\n".join([*shown, f"{ELLIPSIS}and {hidden:,} more"] if hidden else shown)
 
 
 def _checked_id(value: str) -> str:

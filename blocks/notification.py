@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from blocks.kit import escape, truncate
-
-SECTION_TEXT_MAX = 3000
-FIELD_TEXT_MAX = 2000
-FIELDS_MAX = 10
-CONTEXT_TEXT_MAX = 3000
+from blocks.kit import (
+    CONTEXT_TEXT_MAX,
+    FALLBACK_TEXT_MAX,
+    FIELD_TEXT_MAX,
+    FIELDS_MAX,
+    SECTION_TEXT_MAX,
+    escape,
+    truncate,
+)
 
 
 def escape_strings(value: Any) -> Any:
@@ -31,7 +34,7 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 def notification_text(text: str) -> str:
     """The message's plain `text` fallback (notifications, screen readers)."""
-    return truncate(text, SECTION_TEXT_MAX)
+    return truncate(text, FALLBACK_TEXT_MAX)
 
 
 def notification_blocks(
@@ -42,7 +45,8 @@ def notification_blocks(
 ) -> list[dict[str, Any]]:
     """The message's blocks: `text` (mrkdwn, already rendered; escaped values in it are the
     caller's job), a fields section of `facts` (label, value; values escaped here, at most
-    ten), and a context line with `owner` (escaped) and `record_link`."""
+    ten), and a context line with `owner` (escaped) and `record_link` (left out when too long
+    for Slack: a link cut short would show as text)."""
     blocks: list[dict[str, Any]] = []
     if text.strip():
         blocks.append({"type": "section", "text": _mrkdwn(truncate(text, SECTION_TEXT_MAX))})
@@ -55,9 +59,9 @@ def notification_blocks(
     context = []
     if owner:
         context.append(_mrkdwn(truncate(f"Owner: {escape(owner)}", CONTEXT_TEXT_MAX)))
-    if record_link:
-        url = escape(record_link).replace("|", "%7C")
-        context.append(_mrkdwn(truncate(f"<{url}|Open the record>", CONTEXT_TEXT_MAX)))
+    link = f"<{escape(record_link).replace('|', '%7C')}|Open the record>" if record_link else ""
+    if link and len(link) <= CONTEXT_TEXT_MAX:
+        context.append(_mrkdwn(link))
     if context:
         blocks.append({"type": "context", "elements": context})
     return blocks

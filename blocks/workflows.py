@@ -27,8 +27,9 @@ _COUNTED = ("enrolled", "active", "completed", "exited", "failed")
 UNKNOWN_SHOWN_MAX = 100  # of an unknown subcommand or workflow name, echoed back
 CODE_SECTIONS_MAX = 5  # of logs or a dry run in one message: ~15,000 characters
 CODE_LINE_MAX = 500  # a longer log line is cut
+NAME_MAX = 300  # of a workflow name in a line of text (escaped, then cut)
+PROBLEM_MAX = 500  # of each problem cannot_go_live lists (escaped, then cut)
 FENCE = "```"
-URL_MAX = 3000  # a link button's url
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class WorkflowSummary:
     counts: Mapping[str, int]
 
 
+def _esc(value: str, limit: int = NAME_MAX) -> str:
+    return kit.truncate(kit.escape(value), limit)
+
+
 def help_message(
     usages: Sequence[Usage], *, unknown: str | None = None, suggestion: str | None = None
 ) -> Message:
@@ -70,12 +75,13 @@ def help_message(
             text += f"; did you mean {COMMAND} {suggestion}?"
     blocks.append(kit.header("Workflow Bot"))
     lines = [f"`{COMMAND} {u.usage}` — {u.summary}" for u in usages]
-    blocks.append(kit.section("\n".join(lines)))
+    blocks.append(kit.section(kit.listed(lines)))
     blocks.append(kit.context("Everyone may list and open workflows; admins change them."))
     return {"text": text, "blocks": blocks}
 
 
 def _menu(workflow: WorkflowSummary) -> dict[str, Any]:
+    """The workflow's menu: a select, as its six choices are more than an overflow's five."""
     toggle = (
         (WorkflowMenu.DISABLE, "Disable")
         if workflow.status == "live"
@@ -85,13 +91,18 @@ def _menu(workflow: WorkflowSummary) -> dict[str, Any]:
         (WorkflowMenu.OPEN, "Open"),
         (WorkflowMenu.EDIT, "Edit"),
         toggle,
+        (WorkflowMenu.DUPLICATE, "Duplicate"),
         (WorkflowMenu.EXPORT, "Export"),
         (WorkflowMenu.DELETE, "Delete…"),
     ]
-    return kit.overflow(
-        ActionId.WORKFLOW_MENU,
-        [kit.option(label, workflow_menu_value(choice, workflow.id)) for choice, label in choices],
-    )
+    return {
+        "type": "static_select",
+        "action_id": str(ActionId.WORKFLOW_MENU),
+        "placeholder": kit.plain("Manage…", kit.PLACEHOLDER_MAX),
+        "options": [
+            kit.option(label, workflow_menu_value(choice, workflow.id)) for choice, label in choices
+        ],
+    }
 
 
 def _workflow_section(workflow: WorkflowSummary) -> dict[str, Any]:
@@ -104,8 +115,8 @@ def _workflow_section(workflow: WorkflowSummary) -> dict[str, Any]:
 
 
 def list_message(workflows: Sequence[WorkflowSummary]) -> Message:
-    """Workflows grouped live, draft, disabled, each with its counts and an overflow menu
-    (Open, Edit, Enable or Disable, Export, Delete); past Slack's 50 blocks, the rest are
+    """Workflows grouped live, draft, disabled, each with its counts and a menu (Open, Edit,
+    Enable or Disable, Duplicate, Export, Delete); past Slack's 50 blocks, the rest are
     counted in a last line."""
     groups = {status: [w for w in workflows if w.status == status] for status in STATUSES}
     summary = ", ".join(f"{len(groups[s])} {s}" for s in STATUSES)
@@ -114,7 +125,10 @@ def list_message(workflows: Sequence[WorkflowSummary]) -> Message:
             "text": "No workflows yet",
             "blocks": [
                 kit.section("No workflows yet."),
-                kit.context("`workflowbot apply FILE` creates them from a workflow file."),
+                kit.context(
+                    f"`{COMMAND} new` builds one step by step; `{COMMAND} import` takes a "
+                    "workflow file."
+                ),
             ],
         }
     blocks: list[dict[str, Any]] = []
@@ -199,7 +213,6 @@ def _actions(*elements: dict[str, Any]) -> Block:
 def workflow_message(workflow: WorkflowDetail, *, may_manage: bool) -> Message:
     """`/workflow open`: description, status, version, the engine's counts, the latest log
     lines, and for those who may change it an Enable or Disable button."""
-    name = kit.escape(workflow.name)
     numbers = [f"*{k.capitalize()}*\n{workflow.counts.get(k, 0):,}" for k in _COUNTED]
     blocks: list[Block] = [
         kit.header(workflow.name),
@@ -232,7 +245,8 @@ def workflow_message(workflow: WorkflowDetail, *, may_manage: bool) -> Message:
     blocks.append(
         kit.context(f"`{COMMAND} logs {typed(workflow.name)}` shows each enrollment's timeline.")
     )
-    return {"text": f"{name}: {workflow.status}, version {workflow.version}", "blocks": blocks}
+    text = f"{_esc(workflow.name)}: {workflow.status}, version {workflow.version}"
+    return {"text": text, "blocks": blocks}
 
 
 def _lines_message(title: str, lines: Sequence[str], *, empty: str, cli: str) -> Message:
@@ -243,7 +257,7 @@ def _lines_message(title: str, lines: Sequence[str], *, empty: str, cli: str) ->
     blocks += shown or [kit.context(empty)]
     if left:
         blocks.append(kit.context(f"{left:,} more lines not shown here: `{cli}` prints them all."))
-    return {"text": kit.truncate(title, kit.SECTION_TEXT_MAX), "blocks": blocks}
+    return {"text": kit.truncate(title, kit.FALLBACK_TEXT_MAX), "blocks": blocks}
 
 
 def _record(record: tuple[str, str]) -> str:
@@ -253,13 +267,13 @@ def _record(record: tuple[str, str]) -> str:
 def logs_message(name: str, record: tuple[str, str] | None, lines: Sequence[str]) -> Message:
     """`/workflow logs`: the latest enrollments' timelines (of one record: object, id)."""
     about = f" of {_record(record)}" if record else ""
-    title = f"*{kit.escape(name)}*: the latest enrollments{about}"
+    title = f"*{_esc(name)}*: the latest enrollments{about}"
     return _lines_message(title, lines, empty="No enrollments yet.", cli="workflowbot logs")
 
 
 def dry_run_message(name: str, record: tuple[str, str], lines: Sequence[str]) -> Message:
     """`/workflow test`: what the workflow would do for the record now."""
-    title = f"*{kit.escape(name)}* for {_record(record)}: a dry run"
+    title = f"*{_esc(name)}* for {_record(record)}: a dry run"
     return _lines_message(title, lines, empty="Nothing to show.", cli="workflowbot workflows test")
 
 
@@ -268,18 +282,21 @@ def unknown_workflow(text: str, suggestions: Sequence[str], *, any_exist: bool) 
     shown = kit.escape(kit.truncate(text, UNKNOWN_SHOWN_MAX))
     said = f":thinking_face: No workflow is named “{shown}”."
     if suggestions:
-        said += " Did you mean " + " or ".join(f"*{kit.escape(s)}*" for s in suggestions) + "?"
+        names = " or ".join(f"*{_esc(s, UNKNOWN_SHOWN_MAX)}*" for s in suggestions)
+        said += f" Did you mean {names}?"
     elif not any_exist:
         return said + " There are no workflows yet."
     return said + f" `{COMMAND} list` shows them all."
 
 
 def cannot_go_live(name: str, problems: Sequence[str]) -> Message:
-    """Enable refused: every problem of the current version, one per line."""
-    head = f":no_entry: *{kit.escape(name)}* cannot go live:"
-    listed = "\n".join(f"• {kit.escape(p)}" for p in problems)
+    """Enable refused: the problems of the current version, one per line (as many as fit,
+    then how many more)."""
+    head = f":no_entry: *{_esc(name)}* cannot go live:"
+    lines = [f"• {_esc(p, PROBLEM_MAX)}" for p in problems]
+    listed = kit.listed(lines, kit.SECTION_TEXT_MAX - len(head) - 1)
     return {
-        "text": kit.truncate(f"{kit.escape(name)} cannot go live", kit.SECTION_TEXT_MAX),
+        "text": f"{_esc(name)} cannot go live",
         "blocks": [kit.section(f"{head}\n{listed}")],
     }
 
@@ -288,12 +305,12 @@ def delete_confirmation(workflow_id: int, name: str, status: str) -> Message:
     """Delete asks first: what deleting does, Delete and Cancel."""
     live = " It is live: it stops enrolling at once." if status == "live" else ""
     text = (
-        f":wastebasket: Delete *{kit.escape(name)}*?{live} It leaves every list; its history "
+        f":wastebasket: Delete *{_esc(name)}*?{live} It leaves every list; its history "
         "stays, and saving a workflow of the same name brings it back."
     )
     value = str(workflow_id)
     return {
-        "text": f"Delete {kit.escape(name)}?",
+        "text": f"Delete {_esc(name)}?",
         "blocks": [
             kit.section(text),
             _actions(
@@ -306,8 +323,8 @@ def delete_confirmation(workflow_id: int, name: str, status: str) -> Message:
 
 def gmail_link_message(url: str) -> Message:
     """The viewer's own Gmail consent link, as a link button."""
-    if len(url) > URL_MAX:
-        raise ValueError(f"a button url is at most {URL_MAX} characters")
+    if len(url) > kit.URL_MAX:
+        raise ValueError(f"a button url is at most {kit.URL_MAX} characters")
     button = {**kit.button("Connect Gmail", ActionId.GMAIL_LINK, style="primary"), "url": url}
     text = (
         "Connect the Gmail account your email steps send from as you. The link is yours "

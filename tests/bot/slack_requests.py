@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from slack_sdk.models.blocks import Block
 
 from engine.runtime import Runtime
+from tests.blocks.limits import checked_blocks as checked_blocks  # its callers import it here
 from tests.helpers import serve
 from tests.slack_peer import TEAM, SlackPeer
 
@@ -118,20 +118,6 @@ def signed_headers(
         headers["X-Slack-Retry-Num"] = str(retry_num)
         headers["X-Slack-Retry-Reason"] = "http_timeout"
     return headers
-
-
-def checked_blocks(blocks: list[dict[str, Any]], most: int = 50) -> list[Block]:
-    """Every block parsed by slack_sdk's models and checked against Slack's limits (text
-    lengths, option counts, id lengths), none lost or renamed on the way, at most `most`."""
-    assert 0 < len(blocks) <= most
-    parsed = []
-    for raw in blocks:
-        block = Block.parse(raw)
-        assert block is not None, raw
-        block.validate_json()
-        assert block.to_dict() == raw
-        parsed.append(block)
-    return parsed
 
 
 @dataclass

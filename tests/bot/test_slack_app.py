@@ -314,7 +314,7 @@ def test_list_shows_the_workflows_grouped_with_counts_and_a_menu(
         "1 enrolled · 1 active · 0 completed · 0 exited · 0 failed"
     )
     menu = live["accessory"]
-    assert menu["type"] == "overflow" and menu["action_id"] == ActionId.WORKFLOW_MENU
+    assert menu["type"] == "static_select" and menu["action_id"] == ActionId.WORKFLOW_MENU
     choices = [parse_workflow_menu_value(o["value"]) for o in menu["options"]]
     workflow_id = int(live["block_id"].split(":")[1])
     assert choices == [
@@ -323,12 +323,13 @@ def test_list_shows_the_workflows_grouped_with_counts_and_a_menu(
             WorkflowMenu.OPEN,
             WorkflowMenu.EDIT,
             WorkflowMenu.DISABLE,
+            WorkflowMenu.DUPLICATE,
             WorkflowMenu.EXPORT,
             WorkflowMenu.DELETE,
         )
     ]
     draft_choices = [o["text"]["text"] for o in blocks[3]["accessory"]["options"]]
-    assert draft_choices == ["Open", "Edit", "Enable", "Export", "Delete…"]
+    assert draft_choices == ["Open", "Edit", "Enable", "Duplicate", "Export", "Delete…"]
     assert "<!channel>" not in dumped(message)
 
 

@@ -549,7 +549,7 @@ def hold(release: threading.Event) -> None:
 
 def menu(choice: WorkflowMenu, workflow_id: int) -> dict[str, Any]:
     return {
-        "type": "overflow",
+        "type": "static_select",
         "action_id": str(ActionId.WORKFLOW_MENU),
         "block_id": workflow_block_id(workflow_id),
         "selected_option": {

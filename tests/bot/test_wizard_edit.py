@@ -173,7 +173,7 @@ def test_duplicate_from_the_list_menu_saves_a_new_draft(
         "response_url": slack.response_url(),
         "actions": [
             {
-                "type": "overflow",
+                "type": "static_select",
                 "action_id": str(ActionId.WORKFLOW_MENU),
                 "block_id": f"workflow:{original.id}",
                 "selected_option": {"value": f"duplicate:{original.id}"},
