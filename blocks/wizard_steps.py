@@ -26,8 +26,8 @@ ASSIGN = {"fixed": "Always the first person", "round_robin": "Take turns (round 
 
 
 def actions_view(state: WizardState, typed: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Step 3: the steps so far, each with a menu (edit, move, remove), Add a step, and when an
-    enrollment ends early; Next only once there is a step. `typed` keeps an exit condition
+    """Step 3: the steps so far, each with a menu (edit, move, remove), Add a step, and (once
+    there is a step, with Next) when an enrollment ends early. `typed` keeps an exit condition
     typed but not yet submitted when the view is redrawn."""
     blocks: list[kit.Block] = [progress(3, state.name)]
     if not state.steps:
@@ -53,19 +53,22 @@ def actions_view(state: WizardState, typed: Mapping[str, str] | None = None) -> 
                 "workflow file: `/workflow export`, then `/workflow import`)."
             )
         )
-    blocks += [
-        nav(back(), kit.button("Add a step", str(WizardAction.ADD_STEP), style="primary")),
-        text_input(
-            WizardBlock.EXIT_IF,
-            "Exit when",
-            (typed or {}).get(WizardBlock.EXIT_IF, state.exit_if),
-            optional=True,
-            multiline=True,
-            placeholder='status = "paying"',
-            hint="Checked before every step and whenever the record changes: an enrollment "
-            "ends as soon as it holds. Empty: only the steps end it.",
-        ),
-    ]
+    blocks.append(
+        nav(back(), kit.button("Add a step", str(WizardAction.ADD_STEP), style="primary"))
+    )
+    if state.steps:  # an input needs the submit button, which needs a step
+        blocks.append(
+            text_input(
+                WizardBlock.EXIT_IF,
+                "Exit when",
+                (typed or {}).get(WizardBlock.EXIT_IF, state.exit_if),
+                optional=True,
+                multiline=True,
+                placeholder='status = "paying"',
+                hint="Checked before every step and whenever the record changes: an "
+                "enrollment ends as soon as it holds. Empty: only the steps end it.",
+            )
+        )
     return modal(WizardModal.ACTIONS, state, blocks, submit="Next" if state.steps else None)
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from slack_sdk.models.views import View
 
 from blocks import kit
 from blocks import wizard as w
 from blocks import wizard_steps as ws
 from blocks.wizard_ids import WizardBlock
 from bot import forms
+from tests.blocks.limits import assert_escaped, checked_view, texts
 
 LONG = "Ünïcödé 🚀 " * 40
 CHOICES = w.TriggerChoices(
@@ -23,9 +23,8 @@ CHOICES = w.TriggerChoices(
 
 
 def valid(view: dict[str, Any]) -> dict[str, Any]:
-    View(**view).validate_json()
-    assert len(view["blocks"]) <= kit.VIEW_BLOCKS_MAX
-    assert len(view.get("private_metadata", "")) <= kit.PRIVATE_METADATA_MAX
+    checked_view(view)  # slack_sdk's models and every limit of tests/blocks/limits.py
+    assert_escaped(texts(view, "mrkdwn"))
     return view
 
 

@@ -211,7 +211,8 @@ def test_a_health_trigger_an_owner_step_and_an_exit_condition(
     ana.submit(**{WizardBlock.HEALTH: "drop", WizardBlock.HEALTH_TO: "bad"})
     assert ana.view["callback_id"] == WizardModal.ACTIONS
 
-    ana.click(WizardAction.ADD_STEP, **{WizardBlock.EXIT_IF: "health = "})
+    assert WizardBlock.EXIT_IF not in ana.blocks()  # an exit condition needs a step first
+    ana.click(WizardAction.ADD_STEP)
     ana.click(WizardBlock.STEP_ACTION, value="owner")
     assert WizardBlock.OWNER_USERS in ana.blocks()
     answer = ana.submit(
@@ -222,7 +223,8 @@ def test_a_health_trigger_an_owner_step_and_an_exit_condition(
         }
     )
     assert answer == {}, answer
-    assert '"initial_value": "health = "' in ana.text()  # typed before the step was added
+    ana.click(WizardAction.STEP_MENU, value="down:0", **{WizardBlock.EXIT_IF: "health = "})
+    assert '"initial_value": "health = "' in ana.text()  # kept when the view is redrawn
     broken = ana.submit()
     assert broken["response_action"] == "errors"
     assert WizardBlock.EXIT_IF in broken["errors"]

@@ -8,10 +8,8 @@ import itertools
 import json
 from typing import Any
 
-from slack_sdk.models.views import View
-
-from blocks import kit
 from blocks.wizard_ids import WizardAction, WizardModal
+from tests.blocks.limits import checked_view
 from tests.bot.slack_requests import USER, SlackSender, interaction
 from tests.helpers import wait_until
 from tests.slack_peer import TEAM, SlackPeer
@@ -182,6 +180,5 @@ class Person:
 
 
 def assert_valid(view: dict[str, Any]) -> None:
-    View(**view).validate_json()
-    assert len(view["blocks"]) <= kit.VIEW_BLOCKS_MAX
-    assert len(view.get("private_metadata", "")) <= kit.PRIVATE_METADATA_MAX
+    """slack_sdk's models and every limit tests/blocks/limits.py knows."""
+    checked_view(view)
