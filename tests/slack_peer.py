@@ -1,11 +1,12 @@
 """A Slack Web API stand-in on 127.0.0.1, for tests and the workers' client.
 
 It answers the methods the product calls as Slack documents them (POST, form-encoded or
-JSON, `Authorization: Bearer xoxb-…`), keeps channels, members, messages (with metadata) and
-users, records every call (method, params, auth header), and lets a test queue answers per
-method (`rate_limit`, `error`, `queue`), add handlers for more methods (`on`), delay every
-answer (`delay`) and watch calls as they arrive (`on_call`). Point a client at `peer.url`
-(SLACK_API_URL) with `peer.token` (SLACK_BOT_TOKEN).
+JSON, `Authorization: Bearer xoxb-…`), keeps channels, members, messages (with metadata),
+users and shared files (`add_file`: files.info, and the download at `url_private_download`,
+which needs the bot token as Slack's does), records every call (method, params, auth header),
+and lets a test queue answers per method (`rate_limit`, `error`, `queue`), add handlers for more
+methods (`on`), delay every answer (`delay`) and watch calls as they arrive (`on_call`). Point
+a client at `peer.url` (SLACK_API_URL) with `peer.token` (SLACK_BOT_TOKEN).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 BOT_USER = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM = "T0TEST01"
+FILES_PREFIX = "files-pri/"  # download paths, beside /api/ (Slack serves them from files.slack.com)
 
 
 class SlackFail(Exception):
@@ -87,6 +89,8 @@ class SlackPeer:
     token: str = "fake-bot-token-for-tests"
     channels: dict[str, Channel] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A shared file's id -> (what files.info says, its bytes).
+    files: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     answers: dict[str, list[Answer]] = field(default_factory=dict)
     handlers: dict[str, Handler] = field(default_factory=dict)
@@ -125,6 +129,37 @@ class SlackPeer:
                 "profile": profile,
             }
             return user_id
+
+    def add_file(self, name: str, content: bytes, *, user: str, filetype: str = "yaml") -> str:
+        """A file `user` shared: files.info describes it, its `url_private_download` serves
+        `content` to the bot token only; its id."""
+        with self.lock:
+            file_id = f"F{next(self._ids):08d}"
+            base = self.url.removesuffix("api/")
+            download = f"{base}{FILES_PREFIX}{TEAM}-{file_id}/download/{name}"
+            info = {
+                "id": file_id,
+                "name": name,
+                "title": name,
+                "filetype": filetype,
+                "size": len(content),
+                "user": user,
+                "url_private": download.replace("/download/", "/"),
+                "url_private_download": download,
+            }
+            self.files[file_id] = (info, content)
+            return file_id
+
+    def download(self, path: str, auth: str | None) -> tuple[int, bytes]:
+        """A file's bytes for the bot token; else a redirect to the sign-in page, as Slack."""
+        file_id = path.removeprefix(FILES_PREFIX).split("/", 1)[0].removeprefix(f"{TEAM}-")
+        with self.lock:
+            found = self.files.get(file_id)
+        if auth != f"Bearer {self.token}":
+            return 302, b"<html>sign in</html>"
+        if found is None:
+            return 404, b"<html>not found</html>"
+        return 200, found[1]
 
     def queue(self, method: str, answer: Answer) -> None:
         """Answer the next call to `method` with `answer` (answers queue up in order)."""
@@ -369,6 +404,13 @@ def _lookup(peer: SlackPeer, params: dict[str, Any]) -> dict[str, Any]:
     raise SlackFail("users_not_found")
 
 
+def _file_info(peer: SlackPeer, params: dict[str, Any]) -> dict[str, Any]:
+    found = peer.files.get(str(params.get("file") or ""))
+    if found is None:
+        raise SlackFail("file_not_found")
+    return {"file": dict(found[0])}
+
+
 def _auth_test(peer: SlackPeer, params: dict[str, Any]) -> dict[str, Any]:
     return {
         "url": "https://test.slack.com/",
@@ -387,6 +429,7 @@ _METHODS: dict[str, Handler] = {
     "conversations.join": _join,
     "conversations.info": _info,
     "conversations.open": _open,
+    "files.info": _file_info,
     "users.info": _user_info,
     "users.lookupByEmail": _lookup,
 }
@@ -433,6 +476,15 @@ def slack_peer(**options: Any) -> Iterator[SlackPeer]:
                 peer.on_call(call)
             if peer.delay:
                 time.sleep(peer.delay)
+            if method.startswith(FILES_PREFIX):
+                status, data = peer.download(method, call.auth)
+                self.send_response(status)
+                kind = "application/octet-stream" if status == 200 else "text/html"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             answer = peer.answer(method, call.params, call.auth)
             raw = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
             data = raw.encode()

@@ -24,7 +24,7 @@ class Deps:
 
 def register_all(app: App, deps: Deps) -> None:
     """Register every listener module's listeners on `app`."""
-    from bot.listeners import approval, commands, home, segments, wizard
+    from bot.listeners import approval, commands, home, importing, segments, wizard
 
-    for module in (commands, approval, wizard, segments, home):
+    for module in (commands, approval, wizard, segments, home, importing):
         module.register(app, deps)

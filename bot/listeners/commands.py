@@ -21,7 +21,7 @@ from blocks import kit
 from blocks import workflows as workflow_blocks
 from blocks.ids import COMMAND
 from bot.errors import UserError
-from bot.listeners import Deps, manage, segments
+from bot.listeners import Deps, importing, manage, segments
 from bot.workflow_names import find_record, find_workflow
 from engine import control, gmail_connect, runner, users
 from storage.db import session_scope
@@ -55,8 +55,9 @@ class Subcommand:
 
 
 def split(text: str) -> tuple[str, str]:
-    """The subcommand (lower case) and the rest of the text."""
-    name, _, rest = text.strip().partition(" ")
+    """The subcommand (lower case) and the rest of the text (after any whitespace: a YAML
+    document may start on the next line)."""
+    name, rest = [*text.split(maxsplit=1), "", ""][:2]
     return name.lower(), rest.strip()
 
 
@@ -326,6 +327,13 @@ def table() -> dict[str, Subcommand]:
     add("enroll NAME record", "enroll a record by hand (admins)", _enroll)
     add("exit NAME record", "end a record's enrollment in it (admins)", _exit)
     add("export NAME", "its workflow file, uploaded here", _export)
+    add(
+        "import [YAML]",
+        "a workflow file: pasted after it, in a form, or shared with me; its plan, then Apply "
+        "(admins)",
+        importing.command,
+        lambda args: True,
+    )
     add("pause-all", "hold every send until resume-all (Slack admins)", _pause_all)
     add("resume-all", "let the held sends go (Slack admins)", _resume_all)
     add("connect gmail", "connect the Gmail your emails go from", _connect, _is_gmail)

@@ -20,10 +20,13 @@ def put(session: Session, *, kind: str, user: str, data: dict[str, Any], now: da
     return form.id
 
 
-def get(session: Session, form_id: int, *, kind: str, user: str) -> dict[str, Any] | None:
+def get(
+    session: Session, form_id: int, *, kind: str, user: str, lock: bool = False
+) -> dict[str, Any] | None:
     """The form's data, or None when there is none of this kind by this user (purged, or
-    someone else's)."""
-    form = session.get(SlackForm, form_id)
+    someone else's). `lock` holds the row until the transaction ends (on PostgreSQL): a
+    second request acting on the same form waits, then sees what the first one wrote."""
+    form = session.get(SlackForm, form_id, with_for_update=lock)
     if form is None or form.kind != kind or form.slack_user != user:
         return None
     return dict(form.data)

@@ -568,6 +568,7 @@ def test_the_manifest_declares_what_the_app_serves() -> None:
     assert settings["event_subscriptions"]["bot_events"] == [
         "app_home_opened",
         "subteam_members_changed",
+        "file_shared",
     ]
     interactivity = settings["interactivity"]
     assert interactivity == {
@@ -577,9 +578,10 @@ def test_the_manifest_declares_what_the_app_serves() -> None:
     }
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # What the code calls: chat.postMessage, conversations.history/join/list/info/open,
-    # users.info/lookupByEmail, usergroups.users.list, files upload; and the command.
+    # users.info/lookupByEmail, usergroups.users.list, files upload, files.info and the
+    # download of a file shared for /workflow import; and the command.
     assert scopes == {
         "commands", "chat:write", "chat:write.public", "channels:read", "groups:read",
         "channels:join", "channels:history", "groups:history", "im:write", "users:read",
-        "users:read.email", "usergroups:read", "files:write",
+        "users:read.email", "usergroups:read", "files:write", "files:read",
     }  # fmt: skip
