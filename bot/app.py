@@ -116,4 +116,6 @@ def create_app(
 
     admins = Admins(settings.slack_admins, members_of)
     register_all(app, Deps(settings=settings, rt=rt, admins=admins))
+    for listener in app._listeners:  # Bolt keeps them here; no public way to wrap them all
+        errors.guard(listener)
     return app

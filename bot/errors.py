@@ -2,8 +2,12 @@
 the one translator behind `app.error` for everything a listener raises.
 
 The user gets an ephemeral message (the ack's own body for a slash command, the response_url
-otherwise), a pushed notice for a modal submission, or no options for a select; an unexpected
-error shows only an id that is also in the log line with its stack trace, never the trace.
+otherwise, a direct message where there is none: a click in the App Home or in a modal), a
+pushed notice for a modal submission, or no options for a select; an unexpected error shows
+only an id that is also in the log line with its stack trace, never the trace.
+
+`guard` wraps every listener: an error raised after the listener acked is answered here, not
+left to Bolt, whose thread runner then resets the ack it had (Slack would see no answer).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import BoltResponse, Respond
+from slack_bolt.listener import Listener
+from slack_bolt.listener.custom_listener import CustomListener
+from slack_sdk import WebClient
 
 from blocks import kit
 
@@ -61,6 +68,17 @@ def _json(status: int, data: Mapping[str, Any]) -> BoltResponse:
     return BoltResponse(status=status, body=json.dumps(data), headers=JSON_HEADERS)
 
 
+def _logged(error: Exception, body: Mapping[str, Any]) -> str:
+    """Log `error` (a refusal as info, anything else with its trace); the text for the user."""
+    text, error_id = describe(error)
+    kind = _kind(body)
+    if error_id is None:
+        log.info("slack %s by %s refused: %s", kind, _user(body), text)
+    else:
+        log.error("slack %s by %s failed (error %s)", kind, _user(body), error_id, exc_info=error)
+    return text
+
+
 def make_handler(executor: Executor) -> Callable[..., BoltResponse | None]:
     """The app's one error handler; replies that need a call to Slack run on `executor`, so
     an error raised before `ack()` is still answered at once."""
@@ -70,15 +88,10 @@ def make_handler(executor: Executor) -> Callable[..., BoltResponse | None]:
         body: dict[str, Any],
         response: BoltResponse | None,
         respond: Respond | None,
+        client: WebClient | None = None,
     ) -> BoltResponse | None:
-        text, error_id = describe(error)
+        text = _logged(error, body)
         kind = _kind(body)
-        if error_id is None:
-            log.info("slack %s by %s refused: %s", kind, _user(body), text)
-        else:
-            log.error(
-                "slack %s by %s failed (error %s)", kind, _user(body), error_id, exc_info=error
-            )
         if response is not None:  # not acknowledged yet: the answer to Slack carries it
             if kind == "command":
                 return _json(200, {"response_type": "ephemeral", "text": text})
@@ -87,15 +100,51 @@ def make_handler(executor: Executor) -> Callable[..., BoltResponse | None]:
                 return _json(200, {"response_action": "push", "view": view})
             if kind == "block_suggestion":
                 return _json(200, {"options": []})
-        if respond is not None:
-            executor.submit(_respond, respond, text)
+        executor.submit(tell, body, text, respond, client)
         return BoltResponse(status=200, body="") if response is not None else None
 
     return handle_error
 
 
-def _respond(respond: Respond, text: str) -> None:
+def tell(
+    body: Mapping[str, Any], text: str, respond: Respond | None, client: WebClient | None
+) -> None:
+    """`text` to the user of `body`: ephemeral through the response_url, else by direct
+    message (the App Home and modals have no response_url)."""
+    user = _user(body)
     try:
-        respond(text=text, response_type="ephemeral", replace_original=False)
+        if respond is not None and respond.response_url:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+        elif client is not None and user != "?":
+            client.chat_postMessage(channel=user, text=text)
+        else:
+            log.warning("no way to tell %s: %s", user, text)
     except Exception:  # the reply to an error failing too: the log line is all that is left
         log.warning("could not send the error message to Slack", exc_info=True)
+
+
+# What `guard` needs of every request, besides what the listener itself asks for.
+_GUARD_ARGS = ("ack", "body", "respond", "client")
+
+
+def guard(listener: Listener) -> None:
+    """Make `listener` answer its own errors raised after its ack (logged, then told to the
+    user as app.error would); an error before the ack still goes to app.error, whose answer
+    is the ack. Bolt passes a listener the arguments it names, so the guard names its own
+    needs too and hands the listener only what it asked for."""
+    if not isinstance(listener, CustomListener):
+        return  # not one of ours
+    run, wanted = listener.ack_function, list(listener.arg_names)
+
+    def guarded(**kwargs: Any) -> Any:
+        try:
+            return run(**{name: kwargs[name] for name in wanted if name in kwargs})
+        except Exception as error:
+            if kwargs["ack"].response is None:
+                raise
+            text = _logged(error, kwargs["body"])
+            tell(kwargs["body"], text, kwargs.get("respond"), kwargs.get("client"))
+            return None
+
+    listener.ack_function = guarded
+    listener.arg_names = list(dict.fromkeys([*wanted, *_GUARD_ARGS]))

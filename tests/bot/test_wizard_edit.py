@@ -292,3 +292,68 @@ def test_more_than_a_hundred_segments_are_searched_not_listed(
     assert len(ana.suggest(WizardBlock.SEGMENT, "")) == 100
     ana.submit(**{WizardBlock.SEGMENT: "Cohort 042"})
     assert ana.view["callback_id"] == WizardModal.ACTIONS
+
+
+def test_a_wizard_whose_form_is_gone_says_so_by_direct_message(
+    rt: Runtime, peer: SlackPeer, slack: SlackSender
+) -> None:
+    """A click in a modal has no response_url: the refusal, raised right after the ack, is
+    a direct message, and Slack still got its answer at once."""
+    ana = Person(slack, peer)
+    ana.view = {
+        "type": "modal",
+        "callback_id": str(WizardModal.ACTIONS),
+        "title": {"type": "plain_text", "text": "New workflow"},
+        "blocks": [],
+        "private_metadata": json.dumps({"form": 987654}),  # purged a week after
+    }
+    payload = ana._base() | {
+        "type": "block_actions",
+        "container": {"type": "view", "view_id": "V1"},
+        "view": ana._payload_view({}),
+        "actions": [{"action_id": str(WizardAction.BACK), "type": "button", "block_id": "x"}],
+    }
+    answer = slack.send(interaction(payload))
+    assert answer.status_code == 200  # the ack, not lost to the error after it
+    wait_until(lambda: bool(peer.calls_to("chat.postMessage")))
+    [told] = peer.calls_to("chat.postMessage")
+    assert told.params["channel"] == USER
+    assert "This wizard has expired" in told.params["text"]
+
+
+def test_an_error_right_after_the_ack_is_answered_by_the_guard_not_bolt(
+    peer: SlackPeer,
+) -> None:
+    """Bolt's thread runner resets an ack whose listener raises within ~10 ms of it (Slack
+    would then get no answer); the guard keeps the error from reaching it and tells the user."""
+    from slack_bolt.context.ack import Ack
+    from slack_bolt.listener.custom_listener import CustomListener
+    from slack_sdk import WebClient
+
+    from bot.errors import UserError, guard
+
+    def refuse(ack: Ack) -> None:
+        ack()
+        raise UserError("Not now.")
+
+    listener = CustomListener(
+        app_name="t", ack_function=refuse, lazy_functions=[], matchers=[], middleware=[]
+    )
+    guard(listener)
+    ack = Ack()
+    body = {"type": "block_actions", "user": {"id": USER}}
+    client = WebClient(token=peer.token, base_url=peer.url)
+    listener.ack_function(ack=ack, body=body, respond=None, client=client)  # does not raise
+    assert ack.response is not None and ack.response.status == 200
+    [told] = peer.calls_to("chat.postMessage")
+    assert (told.params["channel"], told.params["text"]) == (USER, "Not now.")
+
+    def refuse_first(ack: Ack) -> None:
+        raise UserError("before the ack")
+
+    unacked = CustomListener(
+        app_name="t", ack_function=refuse_first, lazy_functions=[], matchers=[], middleware=[]
+    )
+    guard(unacked)
+    with pytest.raises(UserError):  # left to app.error, whose answer is the ack
+        unacked.ack_function(ack=Ack(), body=body, respond=None, client=client)
