@@ -331,3 +331,62 @@ def gmail_link_message(url: str) -> Message:
         "alone and works for an hour."
     )
     return {"text": "Connect Gmail", "blocks": [kit.section(text, accessory=button)]}
+
+
+# -- the one-line answers of the management subcommands ---------------------------------------
+def status_changed_text(
+    name: str, status: str, *, enrolled_existing: int = 0, exited: int = 0
+) -> str:
+    """`enable` / `disable` done (and what came with it)."""
+    shown = _esc(name)
+    if status == "live":
+        said = f":large_green_circle: *{shown}* is live: signals from now on enroll records."
+        if enrolled_existing:
+            said += f" {enrolled_existing:,} existing records enrolled (enroll_existing)."
+    else:
+        said = (
+            f":double_vertical_bar: *{shown}* is {status}: no new enrollments; pending steps "
+            "wait until it is enabled again."
+        )
+    if exited:
+        said += f" {exited:,} active enrollments exited."
+    return said
+
+
+def enrolled_text(record: tuple[str, str], name: str, enrollment_id: int) -> str:
+    return (
+        f":inbox_tray: {_record(record)} is enrolled in *{_esc(name)}* (enrollment "
+        f"#{enrollment_id}); its first step is scheduled."
+    )
+
+
+def exited_text(record: tuple[str, str], name: str, *, left: bool) -> str:
+    if not left:
+        return f"{_record(record)} has no active enrollment in *{_esc(name)}*."
+    return f":outbox_tray: {_record(record)} left *{_esc(name)}*; its pending steps are cancelled."
+
+
+def export_comment(title: str, filename: str) -> str:
+    """The comment of `/workflow export`'s uploaded file."""
+    return f"*{_esc(title)}* as a workflow file: `workflowbot apply {filename}`"
+
+
+def exported_text(filename: str, *, direct: bool = False) -> str:
+    if direct:
+        return (
+            f":page_facing_up: I may not post files here: `{filename}` is in our direct messages."
+        )
+    return f":page_facing_up: `{filename}` is in this conversation."
+
+
+def paused_text(paused: bool) -> str:
+    if not paused:
+        return "Sends were already paused."
+    return (
+        ":octagonal_sign: Every send is paused: steps coming due wait, nothing is lost, until "
+        f"`{COMMAND} resume-all`."
+    )
+
+
+def resumed_text(released: int) -> str:
+    return f":arrow_forward: Sends resumed; {released:,} waiting steps scheduled."

@@ -211,11 +211,7 @@ def _enroll_record(
         by=f"slack:{inv.user_id}",
         now=inv.deps.rt.clock.now(),
     )
-    return {
-        "text": f":inbox_tray: {record[0]} “{kit.escape(record[1])}” is enrolled in "
-        f"*{kit.escape(workflow.name)}* (enrollment #{enrollment_id}); its first step is "
-        "scheduled."
-    }
+    return {"text": workflow_blocks.enrolled_text(record, workflow.name, enrollment_id)}
 
 
 def _exit_record(
@@ -229,11 +225,7 @@ def _exit_record(
         by=f"slack:{inv.user_id}",
         now=inv.deps.rt.clock.now(),
     )
-    who = f"{record[0]} “{kit.escape(record[1])}”"
-    name = kit.escape(workflow.name)
-    if not left:
-        return {"text": f"{who} has no active enrollment in *{name}*."}
-    return {"text": f":outbox_tray: {who} left *{name}*; its pending steps are cancelled."}
+    return {"text": workflow_blocks.exited_text(record, workflow.name, left=bool(left))}
 
 
 _dry_run = _record_command(_dry_run_of, admins_only=False, usage="test NAME record")
@@ -245,20 +237,14 @@ def _pause_all(inv: Invocation) -> None:
     with session_scope(inv.deps.rt.db) as session:
         manage.refuse_unless_admin(session, inv.deps, inv.user_id, None)
         paused = runner.pause_all(session, by=f"slack:{inv.user_id}", now=inv.deps.rt.clock.now())
-    text = (
-        f":octagonal_sign: Every send is paused: steps coming due wait, nothing is lost, until "
-        f"`{COMMAND} resume-all`."
-        if paused
-        else "Sends were already paused."
-    )
-    _respond(inv, {"text": text})
+    _respond(inv, {"text": workflow_blocks.paused_text(paused)})
 
 
 def _resume_all(inv: Invocation) -> None:
     with session_scope(inv.deps.rt.db) as session:
         manage.refuse_unless_admin(session, inv.deps, inv.user_id, None)
         released = runner.resume_all(session, now=inv.deps.rt.clock.now())
-    _respond(inv, {"text": f":arrow_forward: Sends resumed; {released:,} waiting steps scheduled."})
+    _respond(inv, {"text": workflow_blocks.resumed_text(released)})
 
 
 def _connect(inv: Invocation) -> None:

@@ -140,17 +140,9 @@ def change_status(
         changed = workflows.set_status(session, name=workflow.name, status=status, now=now)
         by = f"slack:{user}"
         exited = control.exit_all(session, workflow=workflow, by=by, now=now) if exit_all else 0
-    if status == "live":
-        said = f":large_green_circle: *{name}* is live: signals from now on enroll records."
-        if changed.enrolled_existing:
-            said += f" {changed.enrolled_existing:,} existing records enrolled (enroll_existing)."
-    else:
-        said = (
-            f":double_vertical_bar: *{name}* is {status}: no new enrollments; pending steps "
-            "wait until it is enabled again."
-        )
-    if exited:
-        said += f" {exited:,} active enrollments exited."
+    said = workflow_blocks.status_changed_text(
+        workflow.name, status, enrolled_existing=changed.enrolled_existing, exited=exited
+    )
     return {"text": said}
 
 
@@ -174,7 +166,7 @@ def export_file(session: Session, workflow: Workflow) -> ExportFile:
 def upload(client: WebClient, *, user: str, channel: str | None, file: ExportFile) -> Message:
     """Upload `file` to `channel` (where the user asked), or to a direct message with the
     user when the bot may not post there."""
-    comment = f"*{kit.escape(file.title)}* as a workflow file: `workflowbot apply {file.filename}`"
+    comment = workflow_blocks.export_comment(file.title, file.filename)
 
     def send(to: str) -> None:
         client.files_upload_v2(
@@ -188,16 +180,13 @@ def upload(client: WebClient, *, user: str, channel: str | None, file: ExportFil
     if channel:
         try:
             send(channel)
-            return {"text": f":page_facing_up: `{file.filename}` is in this conversation."}
+            return {"text": workflow_blocks.exported_text(file.filename)}
         except SlackApiError as exc:
             if exc.response.get("error") not in NOT_HERE:
                 raise
     direct = client.conversations_open(users=user)["channel"]["id"]
     send(direct)
-    return {
-        "text": f":page_facing_up: I may not post files here: `{file.filename}` is in our "
-        "direct messages."
-    }
+    return {"text": workflow_blocks.exported_text(file.filename, direct=True)}
 
 
 def ask_delete(session: Session, deps: Deps, user: str, workflow: Workflow) -> Message:
