@@ -203,14 +203,7 @@ def apply(deps: Deps, user: str, form_id: int) -> import_blocks.Applied:
             refused = refusal(session, deps, user, intended)
             if refused is not None:
                 raise UserError(f":no_entry: Not applied. {kit.escape(refused)}")
-            done = workspace.apply(
-                session,
-                doc,
-                now=now,
-                by=f"slack:{user}",
-                allowed_hosts=hosts,
-                settings=deps.settings,
-            )
+            done = deps.apply(session, doc, user)
             applied = {**data, "applied": True}
             slack_forms.replace(session, form_id, kind=FORM_KIND, user=user, data=applied, now=now)
     except DefinitionError as exc:

@@ -26,7 +26,7 @@ from blocks.segment_ids import SegmentAction, SegmentBlock, SegmentModal
 from bot import forms
 from bot.authz import may_manage
 from bot.listeners import Deps
-from engine import lifecycle, workspace
+from engine import lifecycle
 from engine import segments as segment_engine
 from engine.definitions import DefinitionError, parse_document
 from engine.rules import RuleError
@@ -150,14 +150,7 @@ def _save(deps: Deps, form: views.SegmentForm, user: str) -> str:
         with session_scope(deps.rt.db) as session:
             if segment_rows.by_name(session, name=form.name) is not None:
                 return views.not_saved_text(views.TAKEN)  # apply would change its rule
-            done = workspace.apply(
-                session,
-                doc,
-                now=deps.rt.clock.now(),
-                by=f"slack:{user}",
-                allowed_hosts=deps.settings.webhook_allowed_hosts,
-                settings=deps.settings,
-            )
+            done = deps.apply(session, doc, user)
     except DefinitionError as exc:
         return views.not_saved_text("; ".join(exc.problems))
     except IntegrityError:  # the same name saved by someone else a moment ago

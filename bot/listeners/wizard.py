@@ -32,7 +32,7 @@ from bot.errors import UserError
 from bot.listeners import Deps
 from bot.listeners.manage import by_id, chose, current_version_id
 from bot.workflow_names import find_workflow
-from engine import control, lifecycle, workspace
+from engine import control, lifecycle
 from engine.definitions import DefinitionError, parse_document
 from storage.db import session_scope
 from storage.queries import segments as segment_rows
@@ -367,14 +367,7 @@ def _save(deps: Deps, state: views.WizardState, user: str) -> str:
     doc = parse_document(forms.document(forms.definition(state)))
     try:
         with session_scope(deps.rt.db) as session:
-            done = workspace.apply(
-                session,
-                doc,
-                now=deps.rt.clock.now(),
-                by=f"slack:{user}",
-                allowed_hosts=deps.settings.webhook_allowed_hosts,
-                settings=deps.settings,
-            )
+            done = deps.apply(session, doc, user)
             saved = workflow_rows.by_name(session, name=state.name)
             version = saved.version if saved is not None else 0
     except DefinitionError as exc:

@@ -20,22 +20,14 @@ from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import OutboxRow
 from tests.bot.slack_requests import USER, SlackSender, interaction, slack_web_app
-from tests.bot.wizard_person import VIEW_METHODS, Person, answer_view, assert_valid, sent_views
+from tests.bot.wizard_person import Person, assert_valid, sent_views
 from tests.conftest import WRITE_KEY
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
-from tests.slack_peer import TEAM, SlackPeer, slack_peer
+from tests.slack_peer import TEAM, SlackPeer
 from tests.smtp_peer import SmtpPeer, smtp_peer
 
 TEAMMATE = "U0CSM0002"
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with slack_peer() as found:
-        for method in VIEW_METHODS:
-            found.on(method, answer_view)
-        yield found
 
 
 @pytest.fixture

@@ -10,27 +10,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from slack_sdk.models.views import View
 from sqlalchemy import select
 
-from blocks import kit
 from blocks import segments as views
 from blocks.segment_ids import SegmentAction, SegmentBlock, SegmentModal
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
-from tests.bot.slack_requests import USER, SlackSender, checked_blocks, interaction, slack_web_app
+from tests.blocks.limits import checked_view
+from tests.bot.slack_requests import USER, SlackSender, interaction, slack_web_app
+from tests.bot.wizard_person import VIEW_METHODS, typed_values
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
-from tests.slack_peer import TEAM, SlackPeer, slack_peer
+from tests.slack_peer import TEAM, SlackPeer
 
 STRANGER = "U0STRANGER"
-VIEW_METHODS = ("views.open", "views.update")
 _n = itertools.count(1)
-
-
-def answer_view(peer: SlackPeer, params: dict[str, Any]) -> dict[str, Any]:
-    return {"view": {"id": params.get("view_id") or "V1", "hash": f"h{next(_n)}"}}
 
 
 def sent(peer: SlackPeer) -> list[tuple[str, dict[str, Any]]]:
@@ -45,36 +40,9 @@ def sent(peer: SlackPeer) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _within(obj: dict[str, Any] | None, most: int) -> None:
-    assert obj is None or 1 <= len(obj["text"]) <= most, obj
-
-
 def assert_valid(view: dict[str, Any]) -> None:
-    """slack_sdk's checks, and the limits of blocks.kit they leave out."""
-    View(**view).validate_json()
-    checked_blocks(view["blocks"], most=kit.VIEW_BLOCKS_MAX)
-    assert len(view.get("private_metadata", "")) <= kit.PRIVATE_METADATA_MAX
-    for key in ("title", "submit", "close"):
-        _within(view.get(key), kit.VIEW_TITLE_MAX)
-    assert len(view.get("callback_id", "")) <= kit.ID_MAX
-    for block in view["blocks"]:
-        assert len(block.get("block_id", "")) <= kit.ID_MAX
-        if block["type"] == "section":
-            _within(block["text"], kit.SECTION_TEXT_MAX)
-        if block["type"] == "input":
-            _within(block["label"], 2000)
-            _within(block.get("hint"), 2000)
-            element = block["element"]
-            _within(element.get("placeholder"), 150)
-            assert len(element.get("initial_value", "")) <= element.get("max_length", 3000) <= 3000
-        elements = block["elements"] if block["type"] == "actions" else [block.get("element")]
-        for element in filter(None, elements):
-            assert len(element["action_id"]) <= kit.ID_MAX
-            if element["type"] == "button":
-                _within(element["text"], kit.BUTTON_TEXT_MAX)
-            for option in element.get("options", []):
-                _within(option["text"], kit.OPTION_TEXT_MAX)
-                assert len(option["value"]) <= kit.OPTION_VALUE_MAX
+    """slack_sdk's checks and every limit tests/blocks/limits.py knows."""
+    checked_view(view)
 
 
 class Admin:
@@ -97,20 +65,7 @@ class Admin:
         self.view = self._next_sent(before)["view"]
 
     def _payload_view(self, answers: dict[str, str]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for block in self.view["blocks"]:
-            if block["type"] != "input":
-                continue
-            element, given = block["element"], answers.get(block["block_id"])
-            if element["type"] == "plain_text_input":
-                text = given if given is not None else element.get("initial_value")
-                entry = {"type": "plain_text_input", "value": text or None}
-            else:
-                chosen = element.get("initial_option")
-                if given is not None:
-                    [chosen] = [o for o in element["options"] if o["value"] == given]
-                entry = {"type": element["type"], "selected_option": chosen}
-            values[block["block_id"]] = {element["action_id"]: entry}
+        values = typed_values(self.view, answers)["values"]
         self.hash = f"hash-{next(_n)}"
         return self.view | {
             "id": "V1",
@@ -167,14 +122,6 @@ class Admin:
 
     def text(self) -> str:
         return json.dumps(self.view)
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with slack_peer() as found:
-        for method in VIEW_METHODS:
-            found.on(method, answer_view)
-        yield found
 
 
 @pytest.fixture

@@ -16,20 +16,12 @@ from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.workflow_models import Workflow, WorkflowVersion
 from tests.bot.slack_requests import CHANNEL, USER, SlackSender, slack_web_app
-from tests.bot.wizard_person import VIEW_METHODS, Person, answer_view, assert_valid, sent_views
+from tests.bot.wizard_person import Person, assert_valid, sent_views
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
-from tests.slack_peer import SlackPeer, slack_peer
+from tests.slack_peer import SlackPeer
 
 STRANGER = "U0STRANGER"
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with slack_peer() as found:
-        for method in VIEW_METHODS:
-            found.on(method, answer_view)
-        yield found
 
 
 @pytest.fixture

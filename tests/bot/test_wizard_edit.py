@@ -20,10 +20,10 @@ from storage.action_models import SlackForm
 from storage.db import session_scope
 from storage.workflow_models import Enrollment, Workflow, WorkflowVersion
 from tests.bot.slack_requests import CHANNEL, USER, SlackSender, interaction, slack_web_app
-from tests.bot.wizard_person import VIEW_METHODS, Person, answer_view, assert_valid, sent_views
+from tests.bot.wizard_person import Person, assert_valid, sent_views
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
-from tests.slack_peer import TEAM, SlackPeer, slack_peer
+from tests.slack_peer import TEAM, SlackPeer
 
 STRANGER = "U0STRANGER"
 WELCOME: dict[str, Any] = {
@@ -44,14 +44,6 @@ WELCOME: dict[str, Any] = {
         {"action": "slack", "channel": "#cs-alerts", "text": "{{ account.name }} joined"},
     ],
 }
-
-
-@pytest.fixture
-def peer() -> Iterator[SlackPeer]:
-    with slack_peer() as found:
-        for method in VIEW_METHODS:
-            found.on(method, answer_view)
-        yield found
 
 
 @pytest.fixture

@@ -34,6 +34,48 @@ def sent_views(peer: SlackPeer) -> list[dict[str, Any]]:
     return found
 
 
+def typed_values(view: dict[str, Any], answers: dict[str, str]) -> dict[str, Any]:
+    """`view`'s inputs as Slack reports them in `view.state`: the typed `answers` (by block
+    id; a select's value, users and options comma-separated), else what was prefilled."""
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element, block_id = block["element"], block["block_id"]
+        given = answers.get(block_id)
+        kind = element["type"]
+        if kind == "plain_text_input":
+            text = given if given is not None else element.get("initial_value")
+            entry: dict[str, Any] = {"type": kind, "value": text or None}
+        elif kind in ("static_select", "radio_buttons"):
+            chosen = element.get("initial_option")
+            if given is not None:
+                [chosen] = [o for o in element["options"] if o["value"] == given]
+            entry = {"type": kind, "selected_option": chosen}
+        elif kind == "external_select":
+            chosen = element.get("initial_option")
+            if given is not None:
+                chosen = {"text": {"type": "plain_text", "text": given}, "value": given}
+            entry = {"type": kind, "selected_option": chosen}
+        elif kind == "channels_select":
+            entry = {"type": kind, "selected_channel": given or element.get("initial_channel")}
+        elif kind == "multi_users_select":
+            chosen_users = given.split(",") if given is not None else None
+            entry = {
+                "type": kind,
+                "selected_users": chosen_users or element.get("initial_users", []),
+            }
+        elif kind == "checkboxes":
+            ticked = element.get("initial_options", [])
+            if given is not None:
+                ticked = [o for o in element["options"] if o["value"] in given.split(",")]
+            entry = {"type": kind, "selected_options": ticked}
+        else:
+            raise AssertionError(f"an input this person cannot fill: {kind}")
+        values[block_id] = {element["action_id"]: entry}
+    return {"values": values}
+
+
 class Person:
     """Someone in front of the wizard: sees the current view, types, clicks, submits."""
 
@@ -57,43 +99,7 @@ class Person:
 
     def state(self, answers: dict[str, str]) -> dict[str, Any]:
         """The view's inputs as Slack reports them: typed `answers`, else what was prefilled."""
-        values: dict[str, Any] = {}
-        for block in self.view["blocks"]:
-            if block["type"] != "input":
-                continue
-            element, block_id = block["element"], block["block_id"]
-            given = answers.get(block_id)
-            kind = element["type"]
-            if kind == "plain_text_input":
-                text = given if given is not None else element.get("initial_value")
-                entry: dict[str, Any] = {"type": kind, "value": text or None}
-            elif kind in ("static_select", "radio_buttons"):
-                chosen = element.get("initial_option")
-                if given is not None:
-                    [chosen] = [o for o in element["options"] if o["value"] == given]
-                entry = {"type": kind, "selected_option": chosen}
-            elif kind == "external_select":
-                chosen = element.get("initial_option")
-                if given is not None:
-                    chosen = {"text": {"type": "plain_text", "text": given}, "value": given}
-                entry = {"type": kind, "selected_option": chosen}
-            elif kind == "channels_select":
-                entry = {"type": kind, "selected_channel": given or element.get("initial_channel")}
-            elif kind == "multi_users_select":
-                chosen_users = given.split(",") if given is not None else None
-                entry = {
-                    "type": kind,
-                    "selected_users": chosen_users or element.get("initial_users", []),
-                }
-            elif kind == "checkboxes":
-                ticked = element.get("initial_options", [])
-                if given is not None:
-                    ticked = [o for o in element["options"] if o["value"] in given.split(",")]
-                entry = {"type": kind, "selected_options": ticked}
-            else:
-                raise AssertionError(f"an input this person cannot fill: {kind}")
-            values[block_id] = {element["action_id"]: entry}
-        return {"values": values}
+        return typed_values(self.view, answers)
 
     def _payload_view(self, answers: dict[str, str]) -> dict[str, Any]:
         view = dict(self.view)
