@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test fuzz lint format bench bench-segments bench-pipeline clean
+.PHONY: install run test fuzz lint format bench bench-segments bench-pipeline bench-stats clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-segments: $(STAMP)  # 1M accounts, 3M contacts, 10M events: generated once
 
 bench-pipeline: $(STAMP)  # events -> 20 workflows -> webhooks to a local sink, the scheduler (~4 min)
 	$(BIN)/python bench/pipeline.py
+
+bench-stats: $(STAMP)  # 1M enrollments, 5M step runs: generated (~70 s), rolled up, workflow_stats timed
+	$(BIN)/python bench/stats.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

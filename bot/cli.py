@@ -18,6 +18,7 @@ from bot import (
     cli_control,
     cli_drafts,
     cli_records,
+    cli_stats,
     cli_users,
     cli_workflows,
     cli_workspace,
@@ -310,3 +311,4 @@ main.add_command(cli_control.enroll)
 main.add_command(cli_control.enrollments)
 main.add_command(cli_control.pause_all)
 main.add_command(cli_control.resume_all)
+main.add_command(cli_stats.stats_command)

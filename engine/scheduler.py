@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from dramatiq.brokers.stub import StubBroker
 
-from engine import draft_messages, enrollment, lifecycle, runner, segments
+from engine import draft_messages, enrollment, lifecycle, runner, segments, stats_rollup
 from engine import drafts as draft_decisions
 from engine.runtime import Runtime
 from storage.db import session_scope
@@ -66,6 +66,7 @@ class Scheduler:
         self._tick = tick_seconds
         self._purge_every = purge_every
         self._last_purge: datetime | None = None
+        self._last_rollup: datetime | None = None
         if poll_outbox is None:
             poll_outbox = isinstance(rt.broker, StubBroker)
         self._recovery = timedelta(
@@ -218,6 +219,16 @@ class Scheduler:
                     )
         return done
 
+    def roll_up_stats(self, force: bool = False) -> int:
+        """Every ROLLUP_EVERY (or now, forced): re-aggregate the statistics' days touched
+        since the last pass (engine.stats_rollup). Returns how many workflow days."""
+        now = self._rt.clock.now()
+        if not force and self._last_rollup and now - self._last_rollup < stats_rollup.ROLLUP_EVERY:
+            return 0
+        self._last_rollup = now
+        with session_scope(self._rt.db) as session:
+            return stats_rollup.roll_up(session, now=now, timezone=self._rt.settings.timezone)
+
     def purge(self) -> int:
         """Forget messageIds and processed outbox rows older than 7 days, Slack event ids
         older than a day, Slack forms untouched for a week, and signals older than 30 days
@@ -244,6 +255,7 @@ class Scheduler:
             log.warning("re-enqueued %d outbox rows left unprocessed", recovered)
         self.refresh_segments()
         draft_messages.sync(self._rt.db, self._rt.settings, self._rt.clock.now())
+        self.roll_up_stats()
         now = self._rt.clock.now()
         if self._last_purge is None or now - self._last_purge >= self._purge_every:
             self._last_purge = now

@@ -7,7 +7,12 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from storage import action_models, models, workflow_models  # noqa: F401  (registers the tables)
+from storage import (  # noqa: F401  (registers the tables)
+    action_models,
+    models,
+    stats_models,
+    workflow_models,
+)
 from storage.base import Base
 from storage.db import DEFAULT_DATABASE_URL, make_engine
 
