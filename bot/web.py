@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import email_web, ingest_api, oauth_web, slack_web
+from bot import email_web, ingest_api, oauth_web, reports_web, slack_web
 from engine import broker as broker_mod
 from engine import lifecycle
 from engine import runtime as runtime_mod
@@ -70,6 +70,7 @@ def create_web_app(
         ),
         *oauth_web.make_routes(rt),
         *email_web.make_routes(rt),
+        *reports_web.make_routes(rt),
         *(slack_web.make_routes(rt) if rt.settings.slack_bot_token else []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
