@@ -29,6 +29,7 @@ class WorkflowMenu(StrEnum):
     OPEN = "open"
     EDIT = "edit"
     DUPLICATE = "duplicate"
+    REPORT = "report"
     ENABLE = "enable"
     DISABLE = "disable"
     EXPORT = "export"

@@ -17,6 +17,7 @@ from blocks.ids import (
     workflow_block_id,
     workflow_menu_value,
 )
+from blocks.insight_ids import InsightAction, InsightBlock, LogsPage
 
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}
 Block = kit.Block
@@ -81,7 +82,7 @@ def help_message(
 
 
 def _menu(workflow: WorkflowSummary) -> dict[str, Any]:
-    """The workflow's menu: a select, as its six choices are more than an overflow's five."""
+    """The workflow's menu: a select, as its seven choices are more than an overflow's five."""
     toggle = (
         (WorkflowMenu.DISABLE, "Disable")
         if workflow.status == "live"
@@ -89,6 +90,7 @@ def _menu(workflow: WorkflowSummary) -> dict[str, Any]:
     )
     choices = [
         (WorkflowMenu.OPEN, "Open"),
+        (WorkflowMenu.REPORT, "View report"),
         (WorkflowMenu.EDIT, "Edit"),
         toggle,
         (WorkflowMenu.DUPLICATE, "Duplicate"),
@@ -115,9 +117,9 @@ def _workflow_section(workflow: WorkflowSummary) -> dict[str, Any]:
 
 
 def list_message(workflows: Sequence[WorkflowSummary]) -> Message:
-    """Workflows grouped live, draft, disabled, each with its counts and a menu (Open, Edit,
-    Enable or Disable, Duplicate, Export, Delete); past Slack's 50 blocks, the rest are
-    counted in a last line."""
+    """Workflows grouped live, draft, disabled, each with its counts and a menu (Open, View
+    report, Edit, Enable or Disable, Duplicate, Export, Delete); past Slack's 50 blocks, the
+    rest are counted in a last line."""
     groups = {status: [w for w in workflows if w.status == status] for status in STATUSES}
     summary = ", ".join(f"{len(groups[s])} {s}" for s in STATUSES)
     if not workflows:
@@ -210,9 +212,12 @@ def _actions(*elements: dict[str, Any]) -> Block:
     }
 
 
-def workflow_message(workflow: WorkflowDetail, *, may_manage: bool) -> Message:
+def workflow_message(
+    workflow: WorkflowDetail, *, may_manage: bool, report_url: str | None = None
+) -> Message:
     """`/workflow open`: description, status, version, the engine's counts, the latest log
-    lines, and for those who may change it an Enable or Disable button."""
+    lines, for those who may change it an Enable or Disable button, and for everyone View
+    report when `report_url` is given."""
     numbers = [f"*{k.capitalize()}*\n{workflow.counts.get(k, 0):,}" for k in _COUNTED]
     blocks: list[Block] = [
         kit.header(workflow.name),
@@ -233,20 +238,30 @@ def workflow_message(workflow: WorkflowDetail, *, may_manage: bool) -> Message:
         blocks += code_blocks(workflow.recent)[0]
     else:
         blocks.append(kit.context("No enrollments yet."))
+    buttons = []
     if may_manage:
         value = str(workflow.id)
-        blocks.append(
-            _actions(
-                kit.button("Disable", ActionId.WORKFLOW_DISABLE, value=value)
-                if workflow.status == "live"
-                else kit.button("Enable", ActionId.WORKFLOW_ENABLE, value=value, style="primary")
-            )
+        buttons.append(
+            kit.button("Disable", ActionId.WORKFLOW_DISABLE, value=value)
+            if workflow.status == "live"
+            else kit.button("Enable", ActionId.WORKFLOW_ENABLE, value=value, style="primary")
         )
+    if report_url is not None:
+        buttons.append(report_button(report_url))
+    if buttons:
+        blocks.append(_actions(*buttons))
     blocks.append(
         kit.context(f"`{COMMAND} logs {typed(workflow.name)}` shows each enrollment's timeline.")
     )
     text = f"{_esc(workflow.name)}: {workflow.status}, version {workflow.version}"
     return {"text": text, "blocks": blocks}
+
+
+def report_button(url: str) -> dict[str, Any]:
+    """View report: a link button to a workflow's signed report page."""
+    if len(url) > kit.URL_MAX:
+        raise ValueError(f"a button url is at most {kit.URL_MAX} characters")
+    return {**kit.button("View report", InsightAction.REPORT_LINK), "url": url}
 
 
 def _lines_message(title: str, lines: Sequence[str], *, empty: str, cli: str) -> Message:
@@ -264,11 +279,46 @@ def _record(record: tuple[str, str]) -> str:
     return f"{record[0]} “{kit.escape(kit.truncate(record[1], UNKNOWN_SHOWN_MAX))}”"
 
 
-def logs_message(name: str, record: tuple[str, str] | None, lines: Sequence[str]) -> Message:
-    """`/workflow logs`: the latest enrollments' timelines (of one record: object, id)."""
+@dataclass(frozen=True)
+class Paging:
+    """Where a page of `/workflow logs` sits: it shows `count` enrollments from `offset`
+    (newest first), `more` says a next page exists."""
+
+    workflow_id: int
+    offset: int
+    count: int
+    size: int  # enrollments a page shows
+    more: bool
+
+
+def logs_message(
+    name: str,
+    record: tuple[str, str] | None,
+    lines: Sequence[str],
+    paging: Paging | None = None,
+) -> Message:
+    """`/workflow logs`: the latest enrollments' timelines (of one record: object, id); with
+    `paging`, which ones they are and Previous / Next buttons where there is a page to go to."""
     about = f" of {_record(record)}" if record else ""
     title = f"*{_esc(name)}*: the latest enrollments{about}"
-    return _lines_message(title, lines, empty="No enrollments yet.", cli="workflowbot logs")
+    if paging is not None and paging.offset > 0 and paging.count:
+        first, last = paging.offset + 1, paging.offset + paging.count
+        title = f"*{_esc(name)}*: enrollments {first:,} to {last:,}{about}, newest first"
+    empty = "No enrollments yet." if paging is None or paging.offset == 0 else "No more."
+    message = _lines_message(title, lines, empty=empty, cli="workflowbot logs")
+    if paging is not None:
+        buttons = []
+        if paging.offset > 0:
+            back = LogsPage(paging.workflow_id, record, max(paging.offset - paging.size, 0))
+            buttons.append(kit.button("Previous", InsightAction.LOGS_PREVIOUS, value=back.value()))
+        if paging.more:
+            ahead = LogsPage(paging.workflow_id, record, paging.offset + paging.size)
+            buttons.append(kit.button("Next", InsightAction.LOGS_NEXT, value=ahead.value()))
+        if buttons:
+            message["blocks"].append(
+                {"type": "actions", "block_id": str(InsightBlock.LOGS_PAGES), "elements": buttons}
+            )
+    return message
 
 
 def dry_run_message(name: str, record: tuple[str, str], lines: Sequence[str]) -> Message:

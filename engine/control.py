@@ -370,8 +370,10 @@ def timelines(
     object_type: str | None = None,
     external_id: str | None = None,
     limit: int = 20,
+    offset: int = 0,
 ) -> list[Timeline]:
-    """The newest enrollments of a workflow (of one record), each with its timeline."""
+    """The newest enrollments of a workflow (of one record), each with its timeline, skipping
+    the `offset` newest."""
     workflow = workflow_named(session, name)
     record = None
     if object_type is not None and external_id is not None:
@@ -382,6 +384,7 @@ def timelines(
         object_type=object_type,
         object_id=record,
         limit=limit,
+        offset=offset,
     )
     lines = q.timeline(session, enrollment_ids=[e.id for e in found])
     numbers = dict(

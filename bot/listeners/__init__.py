@@ -39,7 +39,7 @@ class Deps:
 
 def register_all(app: App, deps: Deps) -> None:
     """Register every listener module's listeners on `app`."""
-    from bot.listeners import approval, commands, home, importing, segments, wizard
+    from bot.listeners import approval, commands, home, importing, insight, segments, wizard
 
-    for module in (commands, approval, wizard, segments, home, importing):
+    for module in (commands, approval, wizard, segments, home, importing, insight):
         module.register(app, deps)

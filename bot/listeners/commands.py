@@ -9,7 +9,7 @@ and records are found as bot.workflow_names reads them.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +21,13 @@ from blocks import kit
 from blocks import workflows as workflow_blocks
 from blocks.ids import COMMAND
 from bot.errors import UserError
-from bot.listeners import Deps, importing, manage, segments
+from bot.listeners import Deps, importing, insight, manage, segments
 from bot.workflow_names import find_record, find_workflow
 from engine import control, gmail_connect, runner, users
 from storage.db import session_scope
 from storage.queries import workflows as workflow_queries
 from storage.workflow_models import Workflow
 
-LOG_ENROLLMENTS = 10
 EXIT_ALL = ("--exit-all", "—exit-all")  # the second as autocorrect makes it
 
 
@@ -131,34 +130,12 @@ def _export(inv: Invocation) -> None:
     _respond(inv, message)
 
 
-def _timeline_lines(found: Sequence[control.Timeline]) -> list[str]:
-    """Timelines as `workflowbot logs` prints them."""
-    out = []
-    for timeline in found:
-        e = timeline.enrollment
-        ended = f", {e.end_reason}" if e.end_reason and e.status != "completed" else ""
-        out.append(
-            f"#{e.id} {e.object_type} {timeline.record} · {e.status}{ended} · "
-            f"version {timeline.version}"
-        )
-        out += [f"  {line.at:%Y-%m-%d %H:%M:%S}  {line.message}" for line in timeline.lines]
-    return out
-
-
 def _logs(inv: Invocation) -> None:
     with session_scope(inv.deps.rt.db) as session:
         workflow, rest = find_workflow(session, inv.args, rest=True)
         record = find_record(session, workflow, rest) if rest else None
-        with manage.engine_errors():
-            found = control.timelines(
-                session,
-                name=workflow.name,
-                object_type=record[0] if record else None,
-                external_id=record[1] if record else None,
-                limit=LOG_ENROLLMENTS,
-            )
-        lines = _timeline_lines(found)
-    _respond(inv, workflow_blocks.logs_message(workflow.name, record, lines))
+        message = insight.logs_page(session, workflow, record, offset=0)
+    _respond(inv, message)
 
 
 def _record_command(
@@ -308,7 +285,18 @@ def table() -> dict[str, Subcommand]:
     add("edit NAME", "change it in the wizard (admins)", _edit)
     add("enable NAME", "make it live (admins)", _status("live"))
     add("disable NAME [--exit-all]", "stop new enrollments (admins)", _status("disabled"))
-    add("logs NAME [record]", "the latest enrollments' timelines, or one record's", _logs)
+    add(
+        "logs NAME [record]",
+        "the latest enrollments' timelines, or one record's, with Next / Previous",
+        _logs,
+    )
+    add(
+        "stats [NAME] [--since 7d|30d|90d]",
+        "every workflow's numbers and trend, or one's funnel, steps and emails (30 days)",
+        insight.stats,
+        lambda args: True,
+    )
+    add("report NAME", "a link to its report page", insight.report)
     add("test NAME record", "what it would do for a record now, sending nothing", _dry_run)
     add("enroll NAME record", "enroll a record by hand (admins)", _enroll)
     add("exit NAME record", "end a record's enrollment in it (admins)", _exit)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -24,12 +24,16 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
 from blocks import kit
+from blocks import stats as stats_blocks
 from blocks import workflows as workflow_blocks
 from blocks.ids import COMMAND, ActionId, WorkflowMenu, parse_workflow_menu_value
+from bot import reports_web
 from bot.authz import may_manage
 from bot.errors import UserError
 from bot.listeners import Deps
-from engine import control, fileload, workflows, workspace
+from engine import control, fileload, report_links, workflows, workspace
+from engine import stats as engine_stats
+from engine.secrets import SecretsError
 from storage.db import session_scope
 from storage.queries import workflows as workflow_queries
 from storage.workflow_models import Workflow
@@ -40,8 +44,14 @@ Message = workflow_blocks.Message
 RECENT_LINES = 10  # of `open`
 # Errors of files.completeUploadExternal that mean "not here": the file goes to a DM instead.
 NOT_HERE = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
-# The menu's choices answered here; Edit and Duplicate open the wizard (bot.listeners.wizard).
-MENU_CHOICES = frozenset(WorkflowMenu) - {WorkflowMenu.EDIT, WorkflowMenu.DUPLICATE}
+# The menu's choices answered here; Edit and Duplicate open the wizard (bot.listeners.wizard),
+# View report is bot.listeners.insight's.
+MENU_CHOICES = frozenset(WorkflowMenu) - {
+    WorkflowMenu.EDIT,
+    WorkflowMenu.DUPLICATE,
+    WorkflowMenu.REPORT,
+}
+OPEN_RANGE = timedelta(days=30)  # the statistics `open` shows
 
 
 @contextmanager
@@ -88,8 +98,25 @@ def refuse_unless_admin(session: Session, deps: Deps, user: str, workflow: Workf
 
 
 # -- what each choice does ---------------------------------------------------------------------
+def report_link(deps: Deps, workflow_id: int, now: datetime) -> str:
+    """A link to the workflow's report page, signed for 7 days; SecretsError without
+    PUBLIC_URL or SECRET_KEY."""
+    path = reports_web.WORKFLOW_PATH.format(id=workflow_id)
+    return report_links.link(deps.settings, path=path, now=now)
+
+
+def report_url(deps: Deps, workflow_id: int, now: datetime) -> str | None:
+    """The report link, or None where reports cannot be linked (no PUBLIC_URL or SECRET_KEY):
+    the statistics show without their View report button then."""
+    try:
+        return report_link(deps, workflow_id, now)
+    except SecretsError:
+        return None
+
+
 def detail(session: Session, deps: Deps, user: str, workflow: Workflow) -> Message:
-    """`open`: the workflow, its counts and latest log lines; Enable / Disable for admins."""
+    """`open`: the workflow, its counts and latest log lines (Enable / Disable for admins),
+    then its statistics of the last 30 days with each email step's, and View report."""
     version = workflow_queries.version(session, workflow_id=workflow.id, number=workflow.version)
     assert version is not None
     counts = workflow_queries.counts(session, workflow_ids=[workflow.id])[workflow.id]
@@ -111,7 +138,18 @@ def detail(session: Session, deps: Deps, user: str, workflow: Workflow) -> Messa
         recent=recent,
     )
     manager = may_manage(session, version.id, user, deps.admins) is None
-    return workflow_blocks.workflow_message(shown, may_manage=manager)
+    now = deps.rt.clock.now()
+    url = report_url(deps, workflow.id, now)
+    figures = engine_stats.workflow_stats(
+        session,
+        workflow_id=workflow.id,
+        range=engine_stats.Range(now - OPEN_RANGE, now),
+        now=now,
+        timezone=deps.settings.timezone,
+    )
+    return stats_blocks.open_message(
+        workflow_blocks.workflow_message(shown, may_manage=manager, report_url=url), figures
+    )
 
 
 def change_status(

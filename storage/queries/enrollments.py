@@ -176,9 +176,12 @@ def of_workflow(
     object_type: str | None = None,
     object_id: int | None = None,
     limit: int = 20,
+    offset: int = 0,
 ) -> list[Enrollment]:
-    """A workflow's enrollments, newest first (of one record when given)."""
+    """A workflow's enrollments, newest first (of one record when given), skipping the
+    `offset` newest."""
     stmt = select(Enrollment).where(Enrollment.workflow_id == workflow_id)
     if object_type is not None and object_id is not None:
         stmt = stmt.where(Enrollment.object_type == object_type, Enrollment.object_id == object_id)
-    return list(session.scalars(stmt.order_by(Enrollment.id.desc()).limit(limit)))
+    stmt = stmt.order_by(Enrollment.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(stmt))

@@ -21,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from blocks import approval, home, importing, segments, wizard, wizard_steps
+from blocks import stats as stats_blocks
 from blocks import workflows as wf
 from blocks.ids import COMMAND
 from bot import forms
-from bot.listeners import commands
-from engine import control, gmail_connect, workspace
+from bot.listeners import commands, insight
+from engine import control, gmail_connect, report_links, stats, workspace
 from engine import workflows as engine_workflows
 from engine.actions import slack as slack_action
 from engine.settings import Settings
@@ -199,6 +200,104 @@ def _recent(found: Sequence[control.Timeline]) -> list[str]:
         for line in t.lines
     ]
     return [text for _, _, text in sorted(lines)[-10:]]
+
+
+STATS_RANGE = stats.Range(NOW - timedelta(days=30), NOW)
+STATS_SUMMARIES = [
+    stats.Summary(
+        WORKFLOW_ID, "Trial welcome", "live", 64, 41, 38, 6, 2, 58, stats.Rate(27, 58), 0.23
+    ),
+    stats.Summary(14, "Onboarding check-in", "live", 31, 23, 12, 1, 0, 0, stats.Rate(0, 0), -0.14),
+    stats.Summary(15, "Renewal reminder", "draft", 0, 0, 0, 0, 0, 0, stats.Rate(0, 0), None),
+    stats.Summary(9, "Health drop alert", "disabled", 0, 0, 3, 2, 0, 0, stats.Rate(0, 0), -1.0),
+]
+TRIAL_STATS = stats.WorkflowStats(
+    workflow_id=WORKFLOW_ID,
+    name="Trial welcome",
+    status="live",
+    version=3,
+    range=STATS_RANGE,
+    enrolled=64,
+    active=41,
+    completed=38,
+    exited={"exit_if": 5, "manual": 1},
+    failed=2,
+    steps=[
+        stats.StepStats(
+            0,
+            "email",
+            "Welcome to Acme, {{ account.name }}",
+            58,
+            {"draft discarded": 3, "draft expired": 1},
+            1,
+            2,
+            stats.Wait(38 * 60, 6.2 * 3600, "exact"),
+        ),
+        stats.StepStats(
+            1, "slack", "Post to #cs-team", 47, {}, 0, 9, stats.Wait(3 * 86400, 3 * 86400, "exact")
+        ),
+        stats.StepStats(
+            2, "hubspot_task", "Call {{ account.name }}", 45, {}, 1, 1, stats.Wait(4, 31, "exact")
+        ),
+    ],
+    emails=[
+        stats.EmailStats(
+            index=0,
+            drafted=63,
+            approved=59,
+            edited=11,
+            discarded=3,
+            expired=1,
+            sent=58,
+            failed=1,
+            opened=stats.Rate(27, 58),
+            machine_opened=9,
+            clicked=stats.Rate(8, 58),
+            scanner_clicked=3,
+            unsubscribed=stats.Rate(1, 58),
+            approval_median_seconds=38 * 60,
+        )
+    ],
+    days=[
+        stats.Day((NOW - timedelta(days=30 - n)).date(), (3, 1, 2, 0, 4, 2, 1)[n % 7], 1, 0)
+        for n in range(30)
+    ],
+    trend=0.23,
+)
+
+
+def report_url() -> str:
+    """Trial welcome's report link, signed by engine.report_links with fixed settings and clock."""
+    settings = Settings.model_construct(
+        secret_key=["docs-example-key"], public_url="https://workflowbot.acme.example"
+    )
+    return report_links.link(settings, path=f"/reports/workflows/{WORKFLOW_ID}", now=NOW)
+
+
+def _insight_examples() -> list[Example]:
+    return [
+        Example(
+            _command("stats"),
+            "stats",
+            "Anyone sees every workflow in a line: its numbers over the last 30 days and its "
+            "trend; `--since 7d`, `30d` or `90d` picks the range. With a name, one workflow's "
+            "numbers, funnel, exits, steps and email stats.",
+            (
+                Shown("message", stats_blocks.stats_list_message(STATS_SUMMARIES, STATS_RANGE)),
+                Shown(
+                    "message",
+                    stats_blocks.stats_message(TRIAL_STATS, report_url=report_url()),
+                    f"{_command('stats Trial welcome')}",
+                ),
+            ),
+        ),
+        Example(
+            _command("report Trial welcome"),
+            "report",
+            "Anyone gets a signed link to the workflow's report page, valid for 7 days.",
+            (Shown("message", stats_blocks.report_message("Trial welcome", report_url())),),
+        ),
+    ]
 
 
 DRY_RUN = [
@@ -408,14 +507,24 @@ def _managing_examples() -> list[Example]:
             _command("list"),
             "list",
             "Anyone lists the workflows by status, each with its counts and a menu: Open, "
-            "Edit, Enable or Disable, Duplicate, Export, Delete.",
+            "View report, Edit, Enable or Disable, Duplicate, Export, Delete.",
             (Shown("message", wf.list_message(WORKFLOWS)),),
         ),
         Example(
             _command("open Trial welcome"),
             "open",
-            "Anyone opens a workflow; an admin also gets the Enable or Disable button.",
-            (Shown("message", wf.workflow_message(detail, may_manage=True)),),
+            "Anyone opens a workflow: its description, counts and latest log lines, View "
+            "report (an admin also gets Enable or Disable), then its statistics of the last "
+            "30 days with each email step's.",
+            (
+                Shown(
+                    "message",
+                    stats_blocks.open_message(
+                        wf.workflow_message(detail, may_manage=True, report_url=report_url()),
+                        TRIAL_STATS,
+                    ),
+                ),
+            ),
         ),
         Example(
             _command("enable Renewal reminder"),
@@ -441,14 +550,22 @@ def _managing_examples() -> list[Example]:
             _command("logs Trial welcome"),
             "logs",
             "Anyone reads the newest enrollments' timelines (or one record's: "
-            f"{_command('logs Trial welcome globex')}).",
+            f"{_command('logs Trial welcome globex')}), ten a page; Next and Previous replace "
+            "the message with the page after or before.",
             (
                 Shown(
                     "message",
-                    wf.logs_message("Trial welcome", None, commands._timeline_lines(timelines())),
+                    wf.logs_message(
+                        "Trial welcome",
+                        None,
+                        insight.timeline_lines(timelines()),
+                        wf.Paging(WORKFLOW_ID, offset=0, count=2, size=10, more=True),
+                    ),
+                    "The first page (two enrollments of its ten here).",
                 ),
             ),
         ),
+        *_insight_examples(),
         Example(
             _command("test Trial welcome globex"),
             "test",

@@ -321,6 +321,7 @@ def test_list_shows_the_workflows_grouped_with_counts_and_a_menu(
         (c, workflow_id)
         for c in (
             WorkflowMenu.OPEN,
+            WorkflowMenu.REPORT,
             WorkflowMenu.EDIT,
             WorkflowMenu.DISABLE,
             WorkflowMenu.DUPLICATE,
@@ -329,7 +330,9 @@ def test_list_shows_the_workflows_grouped_with_counts_and_a_menu(
         )
     ]
     draft_choices = [o["text"]["text"] for o in blocks[3]["accessory"]["options"]]
-    assert draft_choices == ["Open", "Edit", "Enable", "Duplicate", "Export", "Delete…"]
+    assert draft_choices == [
+        "Open", "View report", "Edit", "Enable", "Duplicate", "Export", "Delete…"
+    ]  # fmt: skip
     assert "<!channel>" not in dumped(message)
 
 
