@@ -16,8 +16,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from bot import reports_web
 from bot.cli_common import connect, fail, load_settings
-from engine import stats
+from engine import report_links, stats
+from engine.def_types import duration_seconds
+from engine.secrets import SecretsError
 from engine.stats import Range, Rate, Summary, WorkflowStats
 from storage.db import session_scope
 from storage.queries import workflows as workflow_rows
@@ -218,3 +221,27 @@ def stats_command(
                 f"completed {s.completed:,} · exited {s.exited:,} · failed {s.failed:,} · "
                 f"sent {s.sent:,} · opened {_rate(s.opened)}"
             )
+
+
+@click.command(name="report")
+@click.argument("name")
+@click.option(
+    "--valid", default="7d", show_default=True, help="How long the link works: 1d, 7d, 2w."
+)
+def report_command(name: str, valid: str) -> None:
+    """A signed link to a workflow's report page (PUBLIC_URL and SECRET_KEY must be set); the
+    page refuses it after `--valid`."""
+    rt = connect(load_settings(), "workflowbot-cli")
+    try:
+        ttl = timedelta(seconds=duration_seconds(valid))
+    except ValueError as exc:
+        fail(f"--valid: {exc}")
+    with session_scope(rt.db) as session:
+        workflow = workflow_rows.by_name(session, name=name)
+        if workflow is None:
+            fail(f"no workflow named {name!r} (`workflowbot workflows list` shows them)")
+        path = reports_web.WORKFLOW_PATH.format(id=workflow.id)
+    try:
+        click.echo(report_links.link(rt.settings, path=path, now=rt.clock.now(), ttl=ttl))
+    except SecretsError as exc:
+        fail(str(exc))

@@ -88,3 +88,29 @@ def test_mistakes_are_told(cli: Callable[..., Any], flow: Flow) -> None:
     assert bad.exit_code == 2 and "not a duration" in bad.output
     backwards = cli("stats", "Onboarding", "--from", "2026-03-06", "--to", "2026-03-01")
     assert backwards.exit_code == 2 and "before --from" in backwards.output
+
+
+def test_report_prints_a_signed_link_the_page_accepts(
+    cli: Callable[..., Any], flow: Flow, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qs, urlsplit
+
+    from engine import report_links
+
+    unset = cli("report", "Onboarding")
+    assert unset.exit_code == 2
+    assert "PUBLIC_URL" in unset.output or "SECRET_KEY" in unset.output
+    monkeypatch.setenv("PUBLIC_URL", "https://bot.acme.example")
+    monkeypatch.setenv("SECRET_KEY", "cli-report-key")
+    url = urlsplit(ok(cli("report", "onboarding", "--valid", "1d")).strip())
+    query = parse_qs(url.query)
+    settings = rt.settings.model_copy(
+        update={"public_url": "https://bot.acme.example", "secret_key": ["cli-report-key"]}
+    )
+    assert url.netloc == "bot.acme.example" and url.path.startswith("/reports/workflows/")
+    now = datetime.now(UTC)  # the command's own clock
+    assert report_links.verify(settings, url.path, query["exp"][0], query["sig"][0], now)
+    assert 86_000 < int(query["exp"][0]) - now.timestamp() <= 86_400  # --valid 1d
+    assert cli("report", "Nope").exit_code == 2
+    assert "not a duration" in cli("report", "onboarding", "--valid", "soon").output
