@@ -359,3 +359,31 @@ def test_the_email_funnel_with_machine_opens_and_scanner_clicks_apart(
     clock(mail).advance(minutes=30)
     assert roll_up(mail) == 1
     assert report(mail, "Welcome", DAY0, 1).emails[0].opened == Rate(2, 2)
+
+
+@pytest.mark.both_dbs
+def test_a_failing_step_counts_as_failed_for_the_step_and_the_workflow(
+    flow: Flow, sink: Sink
+) -> None:
+    """A webhook answered 400 fails (no retry): the step's failure, and with on_failure stop
+    the enrollment's; with continue, the next step still runs."""
+    flow.segment("Trials", 'plan = "trial"')
+    steps = [
+        {"action": "webhook", "url": f"{sink.url}/first"},
+        {"action": "webhook", "url": f"{sink.url}/second"},
+    ]
+    flow.workflow(name="Strict", trigger={"segment": "Trials"}, steps=steps)
+    flow.workflow(name="Lenient", trigger={"segment": "Trials"}, on_failure="continue", steps=steps)
+    sink.answers += [(400, {}), (400, {})]  # each workflow's first call
+    flow.group("a1", plan="trial")
+    flow.evaluate()
+    flow.run()
+    strict, lenient = report(flow, "Strict", DAY0, 1), report(flow, "Lenient", DAY0, 1)
+    assert (strict.failed, strict.completed) == (1, 0)
+    assert [(s.run, s.failed) for s in strict.steps] == [(0, 1), (0, 0)]
+    assert (lenient.failed, lenient.completed) == (0, 1)
+    assert [(s.run, s.failed) for s in lenient.steps] == [(0, 1), (1, 0)]
+    clock(flow).advance(days=2)
+    live = report(flow, "Strict", DAY0, 1)
+    assert roll_up(flow) > 0
+    assert report(flow, "Strict", DAY0, 1) == live  # read from the rollup, the same figures
