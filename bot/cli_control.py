@@ -74,14 +74,7 @@ def logs(workflow: str, account: str | None, contact: str | None, limit: int) ->
             external_id=record[1] if record else None,
             limit=limit,
         )
-        out = []
-        for t in found:
-            e = t.enrollment
-            ended = f", {e.end_reason}" if e.end_reason and e.status != "completed" else ""
-            out.append(
-                f"#{e.id} {e.object_type} {t.record} · {e.status}{ended} · version {t.version}"
-            )
-            out += [f"  {line.at:%Y-%m-%d %H:%M:%S}  {line.message}" for line in t.lines]
+        out = [line for timeline in found for line in timeline.text()]
     click.echo("\n".join(out) if out else "no enrollments yet")
 
 

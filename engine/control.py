@@ -362,6 +362,14 @@ class Timeline:
     version: int
     lines: Sequence[EnrollmentLog]
 
+    def text(self) -> list[str]:
+        """The timeline as `workflowbot logs` and `/workflow logs` show it: the enrollment,
+        then one line per entry."""
+        e = self.enrollment
+        ended = f", {e.end_reason}" if e.end_reason and e.status != "completed" else ""
+        head = f"#{e.id} {e.object_type} {self.record} · {e.status}{ended} · version {self.version}"
+        return [head, *(f"  {line.at:%Y-%m-%d %H:%M:%S}  {line.message}" for line in self.lines)]
+
 
 def timelines(
     session: Session,

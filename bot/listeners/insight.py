@@ -43,16 +43,7 @@ SINCE = re.compile(r"(?:^|\s)(?:--|—)since(?:\s+(\S+))?\s*$", re.IGNORECASE)
 # -- logs ----------------------------------------------------------------------------------------
 def timeline_lines(found: Sequence[control.Timeline]) -> list[str]:
     """Timelines as `workflowbot logs` prints them."""
-    out = []
-    for timeline in found:
-        e = timeline.enrollment
-        ended = f", {e.end_reason}" if e.end_reason and e.status != "completed" else ""
-        out.append(
-            f"#{e.id} {e.object_type} {timeline.record} · {e.status}{ended} · "
-            f"version {timeline.version}"
-        )
-        out += [f"  {line.at:%Y-%m-%d %H:%M:%S}  {line.message}" for line in timeline.lines]
-    return out
+    return [line for timeline in found for line in timeline.text()]
 
 
 def logs_page(

@@ -32,6 +32,7 @@ from storage.db import session_scope
 from storage.workflow_models import Enrollment, Workflow
 from tests.conftest import ManualClock
 from tests.engine.flow import Flow
+from tests.engine.test_stats import onboarding as stats_onboarding
 from tests.helpers import serve
 from tests.sink import Sink
 
@@ -112,37 +113,11 @@ def reporting(rt: Runtime) -> Runtime:
 
 
 def onboarding(rt: Runtime, sink: Sink) -> int:
-    """Four trials enroll through the real engine: two complete, one exits (turned paid), one
-    waits at step 2; returns the workflow's id."""
-    flow = Flow(rt)
+    """tests/engine/test_stats.py's onboarding (four trials: two complete, one exits, one
+    waits at step 2) under a name to escape; returns the workflow's id."""
+    stats_onboarding(Flow(rt), sink, name="Onboarding <trials>")
     clock = rt.clock
     assert isinstance(clock, ManualClock)
-    flow.segment("Trials", 'plan = "trial"')
-    flow.workflow(
-        name="Onboarding <trials>",
-        trigger={"segment": "Trials"},
-        exit_if='plan = "paid"',
-        steps=[
-            {"action": "webhook", "url": f"{sink.url}/welcome"},
-            {"action": "webhook", "url": f"{sink.url}/tip", "delay": "2d", "only_if": "seats > 5"},
-            {"action": "webhook", "url": f"{sink.url}/check", "delay": "1d"},
-        ],
-    )
-    for name, seats in (("a1", 10), ("a2", 1), ("a3", 10)):
-        flow.group(name, plan="trial", seats=seats, name=f"Acme {name}")
-    flow.evaluate()
-    flow.run()
-    clock.advance(days=1)
-    flow.group("a3", plan="paid")
-    flow.evaluate()
-    clock.advance(days=1)
-    flow.run()
-    clock.advance(days=1)
-    flow.run()
-    clock.advance(hours=1)
-    flow.group("a4", plan="trial", seats=10)
-    flow.evaluate()
-    flow.run()
     clock.advance(minutes=5)  # the page's range ends now, exclusive
     with session_scope(rt.db) as s:
         return int(s.scalars(select(Workflow.id)).one())

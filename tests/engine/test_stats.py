@@ -7,23 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, inspect, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from engine import drafts, stats
 from engine.runtime import Runtime
 from engine.stats import Range, Rate
-from storage import migrate
 from storage.action_models import Draft
-from storage.db import make_engine, session_scope
+from storage.db import session_scope
 from storage.queries import drafts as draft_rows
 from storage.stats_models import StatsDay
 from storage.workflow_models import Workflow
-from tests.conftest import PG_URL, ManualClock, ensure_pg_database, reset_pg_schema, unavailable
+from tests.conftest import ManualClock
 from tests.engine.flow import Flow
 from tests.sink import Sink
 from tests.smtp_peer import SmtpPeer, smtp_peer
@@ -68,43 +65,6 @@ def rolled_rows(flow: Flow) -> int:
         return int(s.scalar(select(func.count()).select_from(StatsDay)) or 0)
 
 
-# -- the migration -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def empty(backend: str, tmp_path: Path) -> Iterator[Engine]:
-    if backend == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    else:
-        url = make_url(PG_URL).set(database="workflowbot_migrations_stats")
-        try:
-            ensure_pg_database(url.render_as_string(hide_password=False))
-            engine = make_engine(url.render_as_string(hide_password=False))
-            reset_pg_schema(engine)
-        except Exception as exc:
-            unavailable("PostgreSQL", exc)
-    yield engine
-    engine.dispose()
-
-
-@pytest.mark.both_dbs
-def test_the_rollup_migration_upgrades_an_empty_database_to_head_and_back(empty: Engine) -> None:
-    from alembic import command
-
-    migrate.upgrade(empty)
-    assert {"stats_days", "stats_rollups"} <= set(inspect(empty).get_table_names())
-    indexes = {i["name"] for i in inspect(empty).get_indexes("step_runs")}
-    assert "ix_step_runs_finished" in indexes
-    migrate.check(empty)  # models and migrations agree
-    config = migrate._config(empty)
-    with empty.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0010")
-    assert "stats_days" not in inspect(empty).get_table_names()
-    migrate.upgrade(empty)
-    assert migrate.current(empty) == "0011"
-
-
 # -- pure rules ----------------------------------------------------------------------------
 
 
@@ -143,12 +103,12 @@ def flow(rt: Runtime) -> Flow:
     return Flow(rt)
 
 
-def onboarding(flow: Flow, sink: Sink) -> None:
+def onboarding(flow: Flow, sink: Sink, name: str = "Onboarding") -> None:
     """Day 0: three trials enroll; day 1 one turns paid (exits); day 2 step 2 runs or is
     skipped; day 3 two complete and a fourth enrolls, left waiting at step 2."""
     flow.segment("Trials", 'plan = "trial"')
     flow.workflow(
-        name="Onboarding",
+        name=name,
         trigger={"segment": "Trials"},
         exit_if='plan = "paid"',
         steps=[
@@ -157,8 +117,8 @@ def onboarding(flow: Flow, sink: Sink) -> None:
             {"action": "webhook", "url": f"{sink.url}/check", "delay": "1d"},
         ],
     )
-    for name, seats in (("a1", 10), ("a2", 1), ("a3", 10)):
-        flow.group(name, plan="trial", seats=seats)
+    for account, seats in (("a1", 10), ("a2", 1), ("a3", 10)):
+        flow.group(account, plan="trial", seats=seats, name=f"Acme {account}")
     flow.evaluate()
     flow.run()
     clock(flow).advance(days=1)
@@ -169,7 +129,7 @@ def onboarding(flow: Flow, sink: Sink) -> None:
     clock(flow).advance(days=1)
     flow.run()
     clock(flow).advance(hours=1)
-    flow.group("a4", plan="trial", seats=10)
+    flow.group("a4", plan="trial", seats=10, name="Acme a4")
     flow.evaluate()
     flow.run()
 
