@@ -1,10 +1,10 @@
-# Two commands on a fresh machine: `make run` (the product, embedded default) and `make test`.
+# Two commands on a fresh machine: `make demo` (ends in `workflowbot demo`) and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test fuzz lint format bench bench-segments bench-pipeline bench-stats clean
+.PHONY: install demo run test fuzz lint format bench bench-segments bench-pipeline bench-stats clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)  # a simulated month against local stand-ins, < 1 min; replaces the last demo
+	$(BIN)/workflowbot demo --fresh
 
 run: $(STAMP)
 	$(BIN)/workflowbot run

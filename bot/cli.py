@@ -16,6 +16,7 @@ import click
 
 from bot import (
     cli_control,
+    cli_demo,
     cli_drafts,
     cli_records,
     cli_stats,
@@ -313,3 +314,4 @@ main.add_command(cli_control.pause_all)
 main.add_command(cli_control.resume_all)
 main.add_command(cli_stats.stats_command)
 main.add_command(cli_stats.report_command)
+main.add_command(cli_demo.demo)
