@@ -7,7 +7,9 @@ socket`); both dispatch to the same app.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,8 +21,8 @@ from slack_sdk import WebClient
 from bot import errors
 from bot.authz import Admins
 from bot.listeners import Deps, register_all
+from engine import logs, slack
 from engine import runtime as runtime_mod
-from engine import slack
 from engine.runtime import Runtime
 from engine.settings import Settings
 from storage.db import session_scope
@@ -67,6 +69,24 @@ def _authorize(token: str) -> Callable[..., AuthorizeResult]:
     return authorize
 
 
+class _ContextExecutor(ThreadPoolExecutor):
+    """Runs each listener in a copy of the submitting thread's context, so its log lines
+    carry the Slack request's id (engine.logs)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+def _request_id(body: dict[str, Any], next_: Callable[[], None]) -> None:
+    """Middleware: every line logged for this request carries `slack_request_id` (the
+    body's trigger_id, else event_id, else a fresh id; Socket Mode's envelope id is not in
+    the body)."""
+    found = body.get("trigger_id") or body.get("event_id")
+    rid = found if logs.is_id(found) else f"local-{uuid.uuid4().hex[:16]}"
+    with logs.log_context(slack_request_id=rid):
+        next_()
+
+
 def _once_per_event(rt: Runtime) -> Callable[..., BoltResponse | None]:
     """Middleware: an Events API delivery whose event_id is already recorded (Slack's retry,
     or a duplicate reaching another process) is answered 200 and goes no further."""
@@ -96,7 +116,7 @@ def create_app(
     if not settings.slack_bot_token:
         raise ValueError("SLACK_BOT_TOKEN: required by the Slack app")
     rt = rt or runtime_mod.get()
-    executor = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack-listener")
+    executor = _ContextExecutor(LISTENER_THREADS, thread_name_prefix="slack-listener")
     _quiet_known_notes()
     app = App(
         name="workflowbot",
@@ -107,6 +127,7 @@ def create_app(
         request_verification_enabled=bool(settings.slack_signing_secret),
         listener_executor=executor,
     )
+    app.use(_request_id)
     app.use(_once_per_event(rt))
     app.error(errors.make_handler(executor))
     web = app.client

@@ -17,7 +17,9 @@ import click
 from bot import (
     cli_control,
     cli_demo,
+    cli_doctor,
     cli_drafts,
+    cli_prune,
     cli_records,
     cli_stats,
     cli_users,
@@ -149,9 +151,9 @@ def web(port: int | None, host: str) -> None:
 def worker(processes: int, threads: int) -> None:
     """The worker process: Dramatiq workers on Redis (stops cleanly on SIGTERM)."""
     settings = load_settings()
-    if not settings.redis_url:
+    if not (settings.redis_url or settings.rabbitmq_url):
         fail(
-            "REDIS_URL: required by a separate worker process "
+            "REDIS_URL (or RABBITMQ_URL): required by a separate worker process "
             "(without Redis, `workflowbot run` and `web` run their own in-process worker)"
         )
     connect(settings, "workflowbot-worker")
@@ -162,12 +164,35 @@ def worker(processes: int, threads: int) -> None:
         # glibc gives each thread's allocations their own arena; two keep 8 threads' freed
         # memory from piling up in eight (the usual advice for threaded Python servers).
         "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
+        **_worker_metrics_env(settings),
     }
     argv = [
         sys.executable, "-m", "dramatiq", "engine.broker:setup", "engine.tasks",
         "--processes", str(processes), "--threads", str(threads),
     ]  # fmt: skip
     os.execvpe(sys.executable, argv, env)
+
+
+def _worker_metrics_env(settings: Settings) -> dict[str, str]:
+    """Dramatiq's Prometheus middleware (engine.broker) serves on WORKER_METRICS_PORT what
+    every worker process wrote to one multiprocess directory, emptied here at start (its files
+    would carry the last run's counts)."""
+    if not settings.worker_metrics_port:
+        return {}
+    import tempfile
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"workflowbot-metrics-{settings.worker_metrics_port}"
+    )
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+    return {
+        "PROMETHEUS_MULTIPROC_DIR": folder,
+        "dramatiq_prom_db": folder,
+        "dramatiq_prom_port": str(settings.worker_metrics_port),
+    }
 
 
 @main.command()
@@ -181,6 +206,10 @@ def scheduler(tick: float) -> None:
     from engine.scheduler import Scheduler
 
     worker = runtime.start_inprocess_worker(rt.broker)
+    if settings.scheduler_metrics_port:  # its lag, alerts, refresh signals (README)
+        import prometheus_client
+
+        prometheus_client.start_http_server(settings.scheduler_metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -286,7 +315,9 @@ def import_(
             signals=not no_signals,
             batch_size=batch_size,
             # Without Redis nobody would consume the in-process queue: `run` recovers the outbox.
-            enqueue=tasks.enqueue_evaluation if settings.redis_url else _leave_to_recovery,
+            enqueue=tasks.enqueue_evaluation
+            if settings.redis_url or settings.rabbitmq_url
+            else _leave_to_recovery,
         )
     finally:
         rt.db.dispose()
@@ -314,4 +345,6 @@ main.add_command(cli_control.pause_all)
 main.add_command(cli_control.resume_all)
 main.add_command(cli_stats.stats_command)
 main.add_command(cli_stats.report_command)
+main.add_command(cli_doctor.doctor)
+main.add_command(cli_prune.prune_command)
 main.add_command(cli_demo.demo)

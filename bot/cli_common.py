@@ -24,9 +24,18 @@ def load_settings() -> Settings:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
+    """Log to stderr as LOG_FORMAT says (text, or JSON one object a line), secrets redacted.
+    A wrong setting is reported by `load_settings` right after; until then lines are text."""
+    from engine import logs
+
+    try:
+        settings: Settings | None = load()
+    except SettingsError:
+        settings = None
+    logs.setup(
+        settings.log_format if settings else "text",
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        secrets=logs.secrets_of(settings) if settings else (),
     )
 
 
@@ -52,7 +61,8 @@ def connect(settings: Settings, application_name: str) -> Any:
     try:
         broker.ping(b)
     except Exception as exc:
-        fail(f"REDIS_URL: cannot connect ({type(exc).__name__}: {first_line(exc)})")
+        name = broker.setting_name(settings) or "the broker"
+        fail(f"{name}: cannot connect ({type(exc).__name__}: {first_line(exc)})")
     return rt
 
 

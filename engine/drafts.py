@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from engine import metrics
 from engine.email import message
 from storage.action_models import Draft
 from storage.queries import drafts as rows
@@ -97,6 +98,7 @@ def _decide(session: Session, draft_id: int, move: _Move, *, by: str, now: datet
     ):
         session.refresh(draft)
         raise _refusal(draft, move.wanted)
+    metrics.draft_decided(move.wanted, draft.created_at if move is _APPROVE else None, now)
     # The step goes back to work; a step that is not where the draft says (cancelled by an
     # exit in between) stays as it is and the run, if any, sees the draft's status.
     step_rows.move(

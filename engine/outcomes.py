@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import enrollment
+from engine import enrollment, metrics
 from engine.actions.base import (
     Attention,
     Done,
@@ -217,6 +217,7 @@ def record(
         label = f"step {call.index + 1} ({step.action})"
         if isinstance(outcome, Retry) and call.attempt + 1 >= MAX_ATTEMPTS:
             outcome = Failed(f"gave up after {MAX_ATTEMPTS} attempts; last: {outcome.error}")
+        metrics.step_outcome(step.action, outcome)
         if isinstance(outcome, Done):
             if call.step_id not in done:
                 _lost(call)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from engine import actions, enrollment, lifecycle, views, webhook_secrets
+from engine import actions, enrollment, lifecycle, metrics, views, webhook_secrets
 from engine import outcomes as outcomes_mod
 from engine.actions.base import (
     Outcome,
@@ -35,6 +36,7 @@ from engine.compiled import CompiledWorkflow, compile_version
 from engine.http import Resolver
 from engine.ingest.schema import InvalidPayload, parse_call
 from engine.ingest.writer import commit_changes
+from engine.logs import log_context
 from engine.outcomes import Call, Writes
 from engine.rules.records import RecordValues
 from engine.runtime import Runtime
@@ -120,6 +122,19 @@ def _calls() -> ThreadPoolExecutor:
 
 
 def _call(svc: Services, call: Call) -> Outcome:
+    """Call the step's action (in a pool thread: the log context is set here, per call)."""
+    with log_context(
+        workflow_id=call.workflow_id, enrollment_id=call.enrollment_id, step_run_id=call.step_id
+    ):
+        step = call.compiled.definition.steps[call.index]
+        started = time.monotonic()
+        try:
+            return _run_action(svc, call)
+        finally:
+            metrics.STEP_SECONDS.labels(action=step.action).observe(time.monotonic() - started)
+
+
+def _run_action(svc: Services, call: Call) -> Outcome:
     step = call.compiled.definition.steps[call.index]
     ctx = RunContext(
         data=call.data,
@@ -224,6 +239,7 @@ def _claim_and_check_many(
             late = f"only_if `{condition.text}` is false"
         if late is not None:
             _settle(session, row, "skipped", now, error=late)
+            metrics.step_outcome(step.action, "skipped")
             writes.line(row, now, "skipped", f"{label} skipped: {late}")
             writes.advance(svc.lease, e.id, flow, index, now)
             continue

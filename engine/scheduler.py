@@ -15,12 +15,22 @@ from datetime import datetime, timedelta
 
 from dramatiq.brokers.stub import StubBroker
 
-from engine import draft_messages, enrollment, lifecycle, runner, segments, stats_rollup
+from engine import (
+    draft_messages,
+    enrollment,
+    failure_alerts,
+    lifecycle,
+    metrics,
+    retention,
+    runner,
+    segments,
+    stats_rollup,
+)
 from engine import drafts as draft_decisions
 from engine.runtime import Runtime
 from storage.db import session_scope
 from storage.models import Segment
-from storage.queries import drafts, enrollments, locks, outbox, slack_events, slack_forms
+from storage.queries import alerts, drafts, enrollments, locks, outbox, slack_events, slack_forms
 from storage.queries import segments as segment_rows
 from storage.queries import signals as signal_rows
 from storage.queries import steps as step_rows
@@ -33,6 +43,7 @@ PROCESSED_OUTBOX_RETENTION = timedelta(days=7)
 SIGNAL_RETENTION = timedelta(days=30)
 SLACK_EVENT_RETENTION = timedelta(days=1)  # Slack retries within minutes
 SLACK_FORM_RETENTION = timedelta(days=7)  # a wizard left open, an import not applied
+ALERT_CHECK_EVERY = timedelta(minutes=1)
 
 
 class Scheduler:
@@ -67,6 +78,8 @@ class Scheduler:
         self._purge_every = purge_every
         self._last_purge: datetime | None = None
         self._last_rollup: datetime | None = None
+        self._last_alert_check: datetime | None = None
+        self._retention = retention.Retention(rt.db, rt.settings)
         if poll_outbox is None:
             poll_outbox = isinstance(rt.broker, StubBroker)
         self._recovery = timedelta(
@@ -98,6 +111,7 @@ class Scheduler:
                 if runner.paused(session):
                     return total
                 ids = step_rows.dispatch_due(session, now=now, lease=self._lease, limit=self._batch)
+                metrics.scheduler_lag(alerts.due_times(session, step_ids=ids), now)
             if not ids:
                 return total
             self._enqueue_steps(ids)
@@ -206,6 +220,8 @@ class Scheduler:
                         lease=self._lease,
                     )
                     due_steps = made.due_steps
+                    metrics.signals(refreshed.signals)
+                    metrics.ENROLLMENTS.labels(source="refresh").inc(len(made.enrolled))
             if due_steps and self._enqueue_steps is not None:
                 self._enqueue_steps(due_steps)
             if refreshed is not None:
@@ -228,6 +244,16 @@ class Scheduler:
         self._last_rollup = now
         with session_scope(self._rt.db) as session:
             return stats_rollup.roll_up(session, now=now, timezone=self._rt.settings.timezone)
+
+    def alert_failures(self, force: bool = False) -> int:
+        """Every ALERT_CHECK_EVERY (or now, forced): alert once about each workflow whose
+        steps keep failing (engine.failure_alerts). Returns how many alerts were sent."""
+        now = self._rt.clock.now()
+        last = self._last_alert_check
+        if not force and last is not None and now - last < ALERT_CHECK_EVERY:
+            return 0
+        self._last_alert_check = now
+        return failure_alerts.check(self._rt.db, self._rt.settings, now)
 
     def purge(self) -> int:
         """Forget messageIds and processed outbox rows older than 7 days, Slack event ids
@@ -256,10 +282,12 @@ class Scheduler:
         self.refresh_segments()
         draft_messages.sync(self._rt.db, self._rt.settings, self._rt.clock.now())
         self.roll_up_stats()
+        self.alert_failures()
         now = self._rt.clock.now()
         if self._last_purge is None or now - self._last_purge >= self._purge_every:
             self._last_purge = now
             self.purge()
+        self._retention.tick(now)  # hourly, then a second per tick until the backlog is gone
 
     def run(self, stop: threading.Event) -> None:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.db import DEFAULT_DATABASE_URL, normalize_url
@@ -30,6 +30,7 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    rabbitmq_url: str | None = None
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = None
     timezone: str = "UTC"
@@ -65,6 +66,17 @@ class Settings(BaseSettings):
     step_retry_seconds: float = Field(default=30.0, gt=0)
     outbox_recovery_seconds: int = Field(default=30, ge=1)
     segment_refresh_seconds: int = Field(default=300, ge=1)
+    # Retention (engine.retention): rows older than this many days are pruned; 0 keeps them.
+    retention_events_days: int = Field(default=400, ge=0)
+    retention_enrollments_days: int = Field(default=400, ge=0)
+    # Observability (README, "Observability"): log lines, metrics ports (0: off), alerts.
+    log_format: Literal["text", "json"] = "text"
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
+    scheduler_metrics_port: int = Field(default=0, ge=0, le=65535)
+    alert_channel: str | None = None
+    failure_alert_threshold: int = Field(default=5, ge=1)
+    failure_alert_window_seconds: int = Field(default=3600, ge=60)
+    failure_alert_repeat_seconds: int = Field(default=86400, ge=60)
 
     _split_lists = field_validator(
         "secret_key", "ingest_write_keys", "slack_admins", "webhook_allowed_hosts", mode="before"
@@ -114,6 +126,27 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("alert_channel")
+    @classmethod
+    def _alert_channel(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _rabbitmq_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        if info.data.get("redis_url"):
+            raise ValueError("REDIS_URL is set too: set one broker, not both")
         return value
 
     @field_validator("timezone")

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from engine import enrollment, lifecycle, segments, views
+from engine import enrollment, lifecycle, metrics, segments, views
 from engine.rules.records import RecordValues
 from engine.rules.to_sql import aggregates_for
 from storage.queries import locks, outbox, records
@@ -126,6 +126,7 @@ def evaluate(
     enter, leave, moves = _segment_moves(session, work, compiled, now)
     stored = store.move_and_store(session, enter=enter, leave=leave, signals=out + moves, now=now)
     store.record_scores(session, rows=scores)
+    metrics.signals(stored)
     # Exits first: a record whose exit holds now is not enrolled by the same change.
     exited = enrollment.check_exits(session, records=work.todo, lifecycle=workspace, now=now)
     enrolled = enrollment.on_signals(
@@ -135,6 +136,7 @@ def evaluate(
         now=now,
         lease=lease,
     )
+    metrics.ENROLLMENTS.labels(source="signal").inc(len(enrolled.enrolled))
     return Evaluated(
         len(rows),
         len(stored),

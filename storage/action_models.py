@@ -45,6 +45,8 @@ class Draft(Base):
     __table_args__ = (
         Index("ix_drafts_expiry", "expires_at", **_where("status = 'pending'")),
         Index("ix_drafts_workflow", "workflow_id", "status"),
+        # Retention deletes finished enrollments; their drafts go by this index (cascade).
+        Index("ix_drafts_enrollment", "enrollment_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

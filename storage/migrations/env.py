@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from storage import (  # noqa: F401  (registers the tables)
     action_models,
+    alert_models,
     models,
     stats_models,
     workflow_models,
