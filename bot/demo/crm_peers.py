@@ -18,9 +18,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from bot.demo.serving import QuietHandler, serving
 
 Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON body (None: no body)
 
@@ -68,7 +70,7 @@ class _Server(ThreadingHTTPServer):
 def serve(peer: Peer) -> Iterator[Peer]:
     """Run `peer` on a free 127.0.0.1 port (its `url`) until the block ends."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def handle_any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -91,18 +93,9 @@ def serve(peer: Peer) -> Iterator[Peer]:
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = handle_any
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    peer.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler, _Server) as url:
+        peer.url = url
         yield peer
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # --- Salesforce --------------------------------------------------------------------------------

@@ -24,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
+
+from bot.demo.serving import QuietHandler, serving
 
 SEND_SCOPE = "https://www.googleapis.com/auth/gmail.send"
 READ_SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
@@ -344,7 +345,7 @@ def google_peer() -> Iterator[GooglePeer]:
     """A GooglePeer serving on a free 127.0.0.1 port until the block ends."""
     peer = GooglePeer()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             self._handle()
 
@@ -369,16 +370,6 @@ def google_peer() -> Iterator[GooglePeer]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    peer.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        peer.url = url
         yield peer
-    finally:
-        server.shutdown()
-        server.server_close()

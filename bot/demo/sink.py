@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from bot.demo.serving import QuietHandler, serving
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Sink:
 def webhook_sink() -> Iterator[Sink]:
     sink = Sink(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             got = Received(
@@ -58,16 +59,6 @@ def webhook_sink() -> Iterator[Sink]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    sink.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        sink.url = url
         yield sink
-    finally:
-        server.shutdown()
-        server.server_close()

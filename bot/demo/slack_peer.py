@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from bot.demo.serving import QuietHandler, serving
 
 BOT_USER = "UBOT0001"
 BOT_ID = "BBOT0001"
@@ -471,7 +472,7 @@ def slack_peer(**options: Any) -> Iterator[SlackPeer]:
     """Serve a SlackPeer on 127.0.0.1 for the duration of the block."""
     peer = SlackPeer(**options)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # the Web API takes POST for every method
             self._serve()
 
@@ -517,16 +518,6 @@ def slack_peer(**options: Any) -> Iterator[SlackPeer]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    peer.url = f"http://127.0.0.1:{server.server_address[1]}/api/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        peer.url = f"{url}/api/"
         yield peer
-    finally:
-        server.shutdown()
-        server.server_close()
