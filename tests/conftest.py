@@ -28,6 +28,7 @@ from storage.base import Base
 from storage.db import make_engine, normalize_url
 from tests.helpers import serve
 from tests.sink import Sink, webhook_sink
+from tests.smtp_peer import SmtpPeer, smtp_peer
 
 PG_URL = normalize_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/workflowbot_test")
@@ -176,6 +177,13 @@ def worker(session_broker: dramatiq.Broker) -> Iterator[dramatiq.Worker]:
     w.start()
     yield w
     w.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpPeer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    with smtp_peer() as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.conftest import ManualClock
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
 from tests.slack_peer import TEAM, SlackPeer, slack_peer
-from tests.smtp_peer import SmtpPeer, smtp_peer
+from tests.smtp_peer import SmtpPeer
 
 STRANGER = "U0STRANGER"
 
@@ -32,12 +32,6 @@ STRANGER = "U0STRANGER"
 def peer() -> Iterator[SlackPeer]:
     with slack_peer() as found:
         found.on("views.open", lambda peer, params: {"view": {"id": "V1"}})
-        yield found
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpPeer]:
-    with smtp_peer() as found:
         yield found
 
 

@@ -25,15 +25,9 @@ from tests.conftest import WRITE_KEY
 from tests.engine.flow import Flow
 from tests.helpers import wait_until
 from tests.slack_peer import TEAM, SlackPeer
-from tests.smtp_peer import SmtpPeer, smtp_peer
+from tests.smtp_peer import SmtpPeer
 
 TEAMMATE = "U0CSM0002"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpPeer]:
-    with smtp_peer() as found:
-        yield found
 
 
 @pytest.fixture

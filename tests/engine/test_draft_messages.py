@@ -25,7 +25,7 @@ from storage.queries import drafts as draft_rows
 from tests.conftest import ManualClock
 from tests.engine.flow import Flow
 from tests.slack_peer import SlackPeer, slack_peer
-from tests.smtp_peer import SmtpPeer, smtp_peer
+from tests.smtp_peer import SmtpPeer
 
 PENDING_BUTTONS = [
     DraftAction.APPROVE,
@@ -33,12 +33,6 @@ PENDING_BUTTONS = [
     DraftAction.DISCARD,
     DraftAction.EXIT,
 ]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpPeer]:
-    with smtp_peer() as peer:
-        yield peer
 
 
 @pytest.fixture

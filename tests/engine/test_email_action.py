@@ -5,7 +5,6 @@ mid-send leaves it `unknown` and never resent by itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,16 +20,10 @@ from storage.workflow_models import StepRun
 from tests.conftest import ManualClock
 from tests.engine.flow import Flow
 from tests.sink import Sink
-from tests.smtp_peer import SmtpPeer, smtp_peer
+from tests.smtp_peer import SmtpPeer
 
 KEY = "email test secret key"
 PUBLIC = "https://bot.example.com"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpPeer]:
-    with smtp_peer() as peer:
-        yield peer
 
 
 @pytest.fixture

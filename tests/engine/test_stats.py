@@ -5,7 +5,6 @@ query."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from storage.workflow_models import Workflow
 from tests.conftest import ManualClock
 from tests.engine.flow import Flow
 from tests.sink import Sink
-from tests.smtp_peer import SmtpPeer, smtp_peer
+from tests.smtp_peer import SmtpPeer
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -208,12 +207,6 @@ def test_the_rollup_gives_the_live_figures(flow: Flow, sink: Sink) -> None:
 
 
 # -- email ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpPeer]:
-    with smtp_peer() as peer:
-        yield peer
 
 
 @pytest.fixture
